@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``lifeboat`` command: the on-host front door to the same engine the modules call.
+
+Reads /etc/lifeboat/lifeboat.yml (or --config), prints a short human summary
+or, with --json, one JSON object per line (the form cron logs keep). Errors
+are one line on stderr and an exit code per kind of failure (see _errors).
+Needs only the standard library, psycopg2 and PyYAML.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import _catalog, _dump, _restore, _verify
+from ._config import DEFAULT_CONFIG_PATH, get_profile, load_config_file
+from ._errors import LifeboatError
+
+# Later features (prune, offsite) add steps to ``lifeboat run`` here: f(config, profile, args, report).
+RUN_STEPS = []
+
+
+def _size(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+        n /= 1024.0
+
+
+def _backup_line(result):
+    rows = sum(t["rows"] for t in result.get("tables") or [])
+    line = "backup %s of profile %s: %s in %.1fs, %d tables, %d rows -> %s" % (
+        result["id"], result["profile"], _size(result["bytes"]), result["duration_seconds"],
+        len(result.get("tables") or []), rows, result["path"],
+    )
+    if result.get("verification"):
+        line += "\nverified %s at level %s in %.1fs" % (result["id"], result["verification"]["level"], result["verification"]["duration_seconds"])
+    return line
+
+
+def cmd_backup(config, args):
+    get_profile(config, args.profile)
+    if args.dry_run:
+        plan = _dump.plan(config, args.profile)
+        return plan, "would dump %s (profile %s): rows of %d tables, encryption %s -> %s" % (
+            plan["database"], args.profile, len(plan["tables"]), plan["encryption"], plan["path"])
+    result = _dump.backup(config, args.profile, via="cli", verify=args.verify)
+    return result, _backup_line(result)
+
+
+def _entry(config, args):
+    return _catalog.resolve(config["backup_root"], getattr(args, "profile", None), getattr(args, "id", None), getattr(args, "path", None))
+
+
+def cmd_verify(config, args):
+    result = _verify.verify(config, _entry(config, args), args.level, identity_file=args.identity, via="cli")
+    return result, "backup %s passed %s verification in %.1fs" % (result["id"], result["level"], result["duration_seconds"])
+
+
+def cmd_restore(config, args):
+    options = _restore.Options(args.target, create=not args.no_create, clean=args.clean, tables=args.table,
+                               jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
+                               identity_file=args.identity, tmp_dir=args.tmp_dir)
+    entry = _entry(config, args)
+    if args.dry_run:
+        plan = _restore.plan(config, entry, options)
+        text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
+            plan["backup_id"], plan["consistent_at"], plan["source_database"], plan["target"], plan["action"],
+            plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
+        return plan, text
+    result = _restore.restore(config, entry, options, via="cli")
+    return result, "restored backup %s into %s in %.1fs" % (result["backup_id"], result["target"], result["timings"]["total_seconds"])
+
+
+def cmd_list(config, args):
+    names = [args.profile] if args.profile else _catalog.profiles(config["backup_root"])
+    report = dict((name, _catalog.report(config["backup_root"], name)) for name in names)
+    lines = []
+    for name, item in sorted(report.items()):
+        health = item["health"]
+        age = "%.0fs ago" % health["newest_age_seconds"] if health["newest_age_seconds"] is not None else "never"
+        lines.append("%s: %d backups, %s, newest %s, verified %s" % (
+            name, health["count"], _size(health["total_bytes"]), age, health["newest_verified_id"] or "none"))
+        for backup in item["backups"]:
+            verification = backup["verification"] or {}
+            mark = ("%s %s" % (verification.get("level"), "ok" if verification.get("ok") else "FAILED")) if verification else "unverified"
+            lines.append("  %-22s %-11s %10s  %s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark))
+    return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]
+
+
+def cmd_run(config, args):
+    """The scheduled run of one profile: backup and read it back, then the steps later features add."""
+    get_profile(config, args.profile)
+    report = {"profile": args.profile, "started": time.time()}
+    result = _dump.backup(config, args.profile, via="cron", verify="archive")
+    report["backup"] = result
+    lines = [_backup_line(result)]
+    for step in RUN_STEPS:
+        lines.append(step(config, args.profile, args, report))
+    return report, "\n".join(line for line in lines if line)
+
+
+def cmd_check_config(config, args):
+    names = sorted(config["profiles"])
+    return {"profiles": names, "backup_root": config["backup_root"]}, "configuration valid: %d profiles (%s)" % (
+        len(names), ", ".join(names) or "none")
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="lifeboat", description="PostgreSQL backups that cannot fail silently.")
+    top.add_argument("--config", default=os.environ.get("LIFEBOAT_CONFIG", DEFAULT_CONFIG_PATH),
+                     help="configuration file (default %(default)s)")
+    top.add_argument("--json", action="store_true", help="print one JSON object per line")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    def which_backup(p):
+        group = p.add_mutually_exclusive_group(required=True)
+        group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
+        group.add_argument("--path", help="a backup directory")
+        p.add_argument("--id", help="backup id within the profile (default: newest)")
+        p.add_argument("--identity", help="age identity file to decrypt with")
+
+    p = command("backup", cmd_backup, "take a backup of one profile")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--verify", choices=("none", "archive"), default="none", help="read the backup back after writing it")
+    p.add_argument("--dry-run", action="store_true", help="show what would be dumped, write nothing")
+
+    p = command("verify", cmd_verify, "verify a backup")
+    which_backup(p)
+    p.add_argument("--level", choices=_verify.LEVELS, default="archive")
+
+    p = command("restore", cmd_restore, "restore a backup")
+    which_backup(p)
+    p.add_argument("--target", required=True, help="target database")
+    p.add_argument("--no-create", action="store_true", help="restore into an existing database")
+    p.add_argument("--clean", action="store_true", help="replace objects in a non-empty existing database")
+    p.add_argument("--table", action="append", default=[], help="restore only this table (repeatable)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--globals", action="store_true", help="restore roles and tablespaces first")
+    p.add_argument("--no-owner", action="store_true", help="skip ownership and privileges")
+    p.add_argument("--tmp-dir", help="where a parallel restore decrypts the archive")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+
+    p = command("list", cmd_list, "list backups and their health")
+    p.add_argument("--profile")
+
+    p = command("run", cmd_run, "the scheduled run of a profile: backup, read back, and the configured follow-ups")
+    p.add_argument("--profile", required=True)
+
+    command("check-config", cmd_check_config, "validate the configuration file")
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    os.umask(0o077)
+    try:
+        config = load_config_file(args.config)
+        result, text = args.func(config, args)
+    except LifeboatError as exc:
+        message = " ".join(str(exc).split())
+        if args.json:
+            print(json.dumps({"ok": False, "command": args.command, "kind": exc.kind, "error": message}), flush=True)
+        sys.stderr.write("lifeboat: %s\n" % message)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("lifeboat: interrupted\n")
+        return 130
+    if args.json:
+        print(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str), flush=True)
+    else:
+        print(text, flush=True)
+    return 0

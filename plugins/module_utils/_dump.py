@@ -1,0 +1,320 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Taking a backup: snapshot, pipelines, manifest, audit and metrics.
+
+Order of events, each one able to fail the run without leaving a backup:
+connect and check versions; open a REPEATABLE READ transaction and export its
+snapshot; stream ``pg_dump --snapshot`` through zstd and age into
+``<id>.partial/`` while counting rows in that same snapshot; dump globals;
+fsync; rename the directory; write the manifest last.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import threading
+import time
+
+from . import _audit, _catalog, _codec, _manifest, _metrics, _pg, _pipeline, _tables, _verify
+from ._config import get_profile, require_encryption
+from ._errors import ConfigError, DumpError, LifeboatError, LockError, StorageError
+from ._storage import ProfileLock, ensure_dir, fsync_dir, remove_tree
+from ._version import ENGINE_VERSION
+
+# Smallest artifact that can hold a custom-format archive with at least one
+# table, after zstd (and age's header): a smaller one was cut short.
+ARCHIVE_FLOOR = {"none": 120, "age": 320}
+
+
+def new_backup_id(profile_dir, now):
+    """Sortable UTC id; a suffix keeps two backups in the same second apart."""
+    base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    candidate, n = base, 1
+    while os.path.exists(os.path.join(profile_dir, candidate)) or os.path.exists(
+        os.path.join(profile_dir, candidate + _catalog.PARTIAL)
+    ):
+        candidate = "%s-%d" % (base, n)
+        n += 1
+    return candidate
+
+
+def _artifact_name(db, kind, encryption_mode):
+    stem = "globals.sql" if kind == "globals" else "%s.dump" % _safe(db)
+    return stem + _codec.suffix(encryption_mode)
+
+
+def _safe(name):
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    return cleaned or "database"
+
+
+class _SnapshotEvidence(threading.Thread):
+    """Counts rows and reads freshness in the exported snapshot while pg_dump streams."""
+
+    def __init__(self, handle, selection, targets):
+        super(_SnapshotEvidence, self).__init__(name="lifeboat-counts")
+        self.handle, self.selection, self.targets = handle, selection, targets
+        self.tables = self.freshness = self.error = None
+
+    def run(self):
+        try:
+            leaves = self.selection.leaves
+            parts = _tables.table_parts(self.handle, leaves)
+            self.tables = _tables.count_rows(self.handle, leaves)
+            for table, entry in zip(leaves, self.tables):
+                entry.update(parts[table.oid])
+            self.freshness = _tables.newest_values(self.handle, self.targets)
+        except LifeboatError as exc:
+            self.error = exc
+
+
+def plan(config, profile_name):
+    """What a backup of ``profile_name`` would do, without writing anything (check mode)."""
+    return _run(config, profile_name, check_mode=True, via="check")
+
+
+def backup(config, profile_name, via="module", verify="none"):
+    """Take a backup; ``verify="archive"`` reads it back before returning (see _verify_on_write)."""
+    if verify != "archive":
+        return _run(config, profile_name, check_mode=False, via=via)
+    with _codec.OneTimeIdentity(config["encryption"]) as (encryption, identity):
+        result = _run(dict(config, encryption=encryption), profile_name, check_mode=False, via=via)
+        entry = _catalog.resolve(path=result["path"])
+        result["verification"] = _verify.verify(config, entry, "archive", identity_file=identity, via=via)
+    return result
+
+
+def _run(config, profile_name, check_mode, via):
+    profile = get_profile(config, profile_name)
+    encryption = require_encryption(config)
+    db = profile["db"]
+    started = time.time()
+    root = config["backup_root"]
+    audit = dict(profile=profile_name, database=db, via=via)
+    try:
+        with _pg.Session(config["connection"], db) as session:
+            result = _dump_with_session(config, profile_name, profile, encryption, session, started, check_mode)
+    except LifeboatError as exc:
+        if not check_mode:
+            _record_failure(config, profile_name, db, started, exc, audit)
+        raise _as_dump_error(exc, db, profile_name)
+    if not check_mode:
+        _audit.record(
+            config["log_dir"], "backup", backup_id=result["id"], result="ok",
+            duration_seconds=result["duration_seconds"], bytes=result["bytes"], **audit
+        )
+        _metrics.update(
+            config["metrics_dir"], profile_name, db,
+            values={
+                "lifeboat_backup_last_success_timestamp_seconds": result["finished"],
+                "lifeboat_backup_last_attempt_timestamp_seconds": started,
+                "lifeboat_backup_last_run_success": 1,
+                "lifeboat_backup_duration_seconds": result["duration_seconds"],
+                "lifeboat_backup_size_bytes": result["bytes"],
+            },
+        )
+    result.pop("finished", None)
+    result["root"] = root
+    return result
+
+
+def _as_dump_error(exc, db, profile_name):
+    """Name the database and profile in the one message; keep the kind (and exit code)."""
+    if isinstance(exc, (ConfigError, LockError)):
+        return exc
+    return type(exc)("Failed to dump database %s (profile %s): %s" % (db, profile_name, exc))
+
+
+def _record_failure(config, profile_name, db, started, exc, audit):
+    try:
+        _audit.record(config["log_dir"], "backup", result="failed", error=str(exc), duration_seconds=round(time.time() - started, 3), **audit)
+        _metrics.update(
+            config["metrics_dir"], profile_name, db,
+            values={"lifeboat_backup_last_attempt_timestamp_seconds": started, "lifeboat_backup_last_run_success": 0},
+            increment=["lifeboat_backup_failures_total"],
+        )
+    except LifeboatError:
+        pass  # the dump error is the one to report; a full disk may also refuse the log
+
+
+def _dump_with_session(config, profile_name, profile, encryption, session, started, check_mode):
+    if check_mode:
+        with _Snapshot(config, profile, session) as snap:
+            return _plan_result(config, profile_name, profile, encryption, snap)
+    profile_dir = ensure_dir(_catalog.profile_dir(ensure_dir(config["backup_root"]), profile_name))
+    with ProfileLock(profile_dir, profile_name):  # before touching the server: a second run stops at once
+        with _Snapshot(config, profile, session) as snap:
+            return _write_backup(config, profile_name, profile, encryption, session, snap, started, profile_dir)
+
+
+class _Snapshot:
+    """A read-only REPEATABLE READ transaction whose snapshot pg_dump imports."""
+
+    def __init__(self, config, profile, session):
+        self.handle = session.connect()
+        try:
+            self.info = _pg.server_info(self.handle)
+            self.server_major = _pg.major_of(self.info["server_version_num"])
+            self.pg_dump, self.dump_major = _pg.find_binary("pg_dump", config["connection"], self.server_major)
+            _pg.require_client_not_older("pg_dump", self.pg_dump, self.dump_major, self.server_major)
+            self.handle.autocommit = False
+            self.handle.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            for setting in ("TimeZone TO 'UTC'", "idle_in_transaction_session_timeout TO 0", "statement_timeout TO 0"):
+                _pg.query(self.handle, "SET LOCAL " + setting)
+            self.id, self.consistent_at = _pg.query(
+                self.handle, "SELECT pg_export_snapshot(), extract(epoch FROM transaction_timestamp())::float8"
+            )[0]
+            self.encoding, self.collate, self.ctype = _pg.query(
+                self.handle,
+                "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()",
+            )[0]
+            self.selection = _tables.select(self.handle, profile)
+            self.targets = _tables.freshness_targets(self.handle, profile, self.selection)
+        except BaseException:
+            self.handle.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def _plan_result(config, profile_name, profile, encryption, snap):
+    selection = snap.selection
+    return {
+        "changed": True,
+        "profile": profile_name,
+        "database": profile["db"],
+        "path": _catalog.profile_dir(config["backup_root"], profile_name),
+        "server_version": snap.info["server_version"],
+        "pg_dump": snap.pg_dump,
+        "encryption": encryption["mode"],
+        "tables": [t.key for t in selection.leaves],
+        "definitions_only": [t.key for t in selection.all_tables if t not in selection.data_tables],
+        "globals": profile["globals"],
+        "warnings": selection.warnings,
+    }
+
+
+def _write_backup(config, profile_name, profile, encryption, session, snap, started, profile_dir):
+    db = profile["db"]
+    handle, selection, info = snap.handle, snap.selection, snap.info
+    backup_id = new_backup_id(profile_dir, started)
+    partial = os.path.join(profile_dir, backup_id + _catalog.PARTIAL)
+    final = os.path.join(profile_dir, backup_id)
+    encode = _codec.encode_steps(encryption, profile["compression_level"], profile["compression_threads"])
+    env = session.env()
+    artifacts = []
+    try:
+        ensure_dir(partial)
+        dump_argv = [snap.pg_dump, "--format=custom", "--compress=0", "--no-password", "--snapshot=%s" % snap.id]
+        dump_argv += selection.pg_dump_args() + ["--dbname=%s" % db]
+        evidence = _SnapshotEvidence(handle, selection, snap.targets)
+        evidence.start()
+        try:
+            artifacts.append(_stream(partial, "database", _artifact_name(db, "database", encryption["mode"]),
+                                     [_pipeline.Step("pg_dump", dump_argv, env)] + encode, encryption))
+        except BaseException:
+            handle.cancel()  # stop counting rows for a dump that already failed
+            raise
+        finally:
+            evidence.join()
+        if evidence.error:
+            raise evidence.error
+        handle.commit()  # release the snapshot only after pg_dump is done with it
+        _check_floor(artifacts[0], selection, encryption)
+        if profile["globals"]:
+            pg_dumpall, _ = _pg.find_binary("pg_dumpall", config["connection"], snap.server_major)
+            globals_argv = [pg_dumpall, "--globals-only", "--no-password", "--database=%s" % db]
+            if not info["superuser"]:
+                globals_argv.append("--no-role-passwords")  # pg_authid is superuser-only
+            artifacts.append(_stream(partial, "globals", _artifact_name(db, "globals", encryption["mode"]),
+                                     [_pipeline.Step("pg_dumpall", globals_argv, env)] + encode, encryption))
+        fsync_dir(partial)
+        os.rename(partial, final)
+        fsync_dir(profile_dir)
+    except BaseException as exc:
+        remove_tree(partial)
+        if isinstance(exc, OSError):
+            raise StorageError("cannot write into %s: %s" % (profile_dir, exc.strerror or exc))
+        raise
+    finished = time.time()
+    document = {
+        "backup_id": backup_id,
+        "profile": profile_name,
+        "host": config["host"],
+        "database": db,
+        "server_version": info["server_version"],
+        "server_version_num": info["server_version_num"],
+        "pg_dump_version": snap.dump_major,
+        "encoding": snap.encoding,
+        "collate": snap.collate,
+        "ctype": snap.ctype,
+        "engine_version": ENGINE_VERSION,
+        "started_at": _manifest.iso(started),
+        "finished_at": _manifest.iso(finished),
+        "consistent_at": _manifest.iso(snap.consistent_at),
+        "duration_seconds": round(finished - started, 3),
+        "selection": {"tables": profile["tables"], "exclude_tables": profile["exclude_tables"]},
+        "artifacts": artifacts,
+        "tables": evidence.tables,
+        "freshness": evidence.freshness,
+    }
+    try:
+        _manifest.write(final, document)
+    except LifeboatError:
+        remove_tree(final)  # without a manifest it is not a backup: do not leave a look-alike
+        raise
+    size = sum(a["bytes"] for a in artifacts)
+    return {
+        "changed": True,
+        "id": backup_id,
+        "path": final,
+        "profile": profile_name,
+        "database": db,
+        "host": config["host"],
+        "bytes": size,
+        "artifacts": artifacts,
+        "tables": evidence.tables,
+        "freshness": evidence.freshness,
+        "consistent_at": document["consistent_at"],
+        "duration_seconds": document["duration_seconds"],
+        "finished": finished,
+        "warnings": selection.warnings,
+    }
+
+
+def _stream(partial, kind, name, steps, encryption):
+    path = os.path.join(partial, name)
+    try:
+        result = _pipeline.run(steps, sink=path)["sink"]
+    except _pipeline.PipelineError as exc:
+        if exc.storage:
+            raise StorageError("%s: %s" % (name, exc.detail))
+        raise DumpError(str(exc))
+    item = {
+        "name": name,
+        "kind": kind,
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+        "compression": "zstd",
+        "encryption": encryption["mode"],
+    }
+    if encryption["mode"] == "age":
+        item["recipients"] = [r.strip() for r in encryption["recipients"]]
+        if encryption.get("one_time_recipient"):
+            item["one_time_recipient"] = encryption["one_time_recipient"]
+    return item
+
+
+def _check_floor(artifact, selection, encryption):
+    if selection.leaves and artifact["bytes"] < ARCHIVE_FLOOR[encryption["mode"]]:
+        raise DumpError(
+            "pg_dump produced only %d bytes for %d tables: the archive is empty or cut short"
+            % (artifact["bytes"], len(selection.leaves))
+        )

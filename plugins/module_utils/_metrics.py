@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Prometheus textfile metrics for node_exporter's textfile collector.
+
+One file per profile (``lifeboat_<profile>.prom``), rewritten atomically so
+the collector never reads half a file. The previous file is the state: a
+counter is read back and incremented. Labels are profile and database only;
+no customer data, no secrets.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+from ._storage import atomic_write, ensure_dir
+
+# name -> (type, help)
+REGISTRY = {
+    "lifeboat_backup_last_success_timestamp_seconds": ("gauge", "Unix time of the last successful backup."),
+    "lifeboat_backup_last_attempt_timestamp_seconds": ("gauge", "Unix time of the last backup attempt."),
+    "lifeboat_backup_last_run_success": ("gauge", "1 if the last backup attempt succeeded, 0 if it failed."),
+    "lifeboat_backup_duration_seconds": ("gauge", "Wall time of the last successful backup."),
+    "lifeboat_backup_size_bytes": ("gauge", "Size of the artifacts of the last successful backup."),
+    "lifeboat_backup_failures_total": ("counter", "Failed backup attempts."),
+    "lifeboat_verify_last_success_timestamp_seconds": ("gauge", "Unix time of the last successful verification."),
+    "lifeboat_verify_failures_total": ("counter", "Failed verifications."),
+}
+
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{[^}]*\}\s+(\S+)$")
+
+
+def register(name, kind, help_text):
+    """Let later features (offsite, prune, drills) add their own metric families."""
+    REGISTRY[name] = (kind, help_text)
+
+
+def _escape(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def path_for(metrics_dir, profile):
+    return os.path.join(metrics_dir, "lifeboat_%s.prom" % profile)
+
+
+def read(metrics_dir, profile):
+    values = {}
+    try:
+        with open(path_for(metrics_dir, profile), "r", encoding="utf-8") as handle:
+            for line in handle:
+                match = _LINE.match(line.strip())
+                if match and match.group(1) in REGISTRY:
+                    values[match.group(1)] = float(match.group(2))
+    except (OSError, ValueError):
+        pass  # a missing or unreadable file starts the counters again
+    return values
+
+
+def update(metrics_dir, profile, database, values=None, increment=()):
+    """Set gauges in ``values``, add one to each counter in ``increment``, rewrite the file."""
+    current = read(metrics_dir, profile)
+    current.update(values or {})
+    for name in increment:
+        current[name] = current.get(name, 0) + 1
+    for name, (kind, _) in REGISTRY.items():
+        if kind == "counter":
+            current.setdefault(name, 0)
+    labels = 'profile="%s",database="%s"' % (_escape(profile), _escape(database))
+    lines = []
+    for name in sorted(current):
+        kind, help_text = REGISTRY[name]
+        lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s %s" % (name, kind), "%s{%s} %s" % (name, labels, _number(current[name]))]
+    ensure_dir(metrics_dir, 0o755)
+    atomic_write(path_for(metrics_dir, profile), ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
+    return current
+
+
+def _number(value):
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Process pipelines joined by OS pipes, with a hashing Python head or tail.
+
+``pg_dump | zstd | age | tail`` without a shell: each program is started with
+an argument list, its stdout is the next one's stdin, and Python only touches
+the (compressed, encrypted) bytes at the end to count and hash them while
+writing the file. Memory use is one buffer, whatever the database size.
+Every exit status and stderr is checked; on any failure every process is
+killed and the error names the step that failed first.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import hashlib
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+
+CHUNK = 1 << 20
+F_SETPIPE_SZ = 1031  # Linux: larger pipes mean fewer context switches between stages
+STDERR_LIMIT = 4000
+
+
+class PipelineError(Exception):
+    """A step failed: ``step`` names it, ``detail`` is its own explanation."""
+
+    def __init__(self, step, detail, storage=False):
+        super(PipelineError, self).__init__("%s %s" % (step, detail))
+        self.step = step
+        self.detail = detail
+        self.storage = storage  # the local file could not be read or written
+
+
+class Step:
+    def __init__(self, name, argv, env=None):
+        self.name = name
+        self.argv = argv
+        self.env = env
+
+
+class Result:
+    def __init__(self, size, sha256):
+        self.bytes = size
+        self.sha256 = sha256
+
+
+def _widen(fd):
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, CHUNK)
+    except OSError:
+        pass  # an older kernel or a lower pipe-max-size: default pipes still work
+
+
+def _stderr_text(handle):
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    handle.seek(max(0, size - STDERR_LIMIT))
+    return handle.read().decode("utf-8", "replace").strip()
+
+
+def _is_pipe_victim(code, text):
+    """A step that only died because a later step stopped reading."""
+    return code in (-signal.SIGPIPE, 128 + signal.SIGPIPE) or "broken pipe" in text.lower()
+
+
+def _copy(read_fd, write_fd, digest):
+    """Copy until EOF, hashing what passes; returns the byte count."""
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    total = 0
+    while True:
+        n = os.readv(read_fd, [buf])
+        if not n:
+            return total
+        chunk = view[:n]
+        digest.update(chunk)
+        total += n
+        while chunk:
+            written = os.write(write_fd, chunk)
+            chunk = chunk[written:]
+
+
+def _storage_detail(exc, path):
+    if exc.errno == errno.ENOSPC:
+        return "failed: no space left on device writing %s" % path
+    if exc.errno == errno.EDQUOT:
+        return "failed: disk quota exceeded writing %s" % path
+    return "failed on %s: %s" % (path, exc.strerror or exc)
+
+
+def run(steps, source=None, sink=None, early_exit_ok=False):
+    """Run ``steps`` joined by pipes.
+
+    ``source``: a file fed (and hashed) into the first step's stdin.
+    ``sink``: a new file (created 0600, fsynced) receiving the last step's stdout.
+    ``early_exit_ok``: the last step may stop reading once it has what it
+    needs (``pg_restore --list``); the steps it leaves behind are not failures.
+    Returns ``{"source": Result, "sink": Result}`` for the ends that were given.
+    Raises PipelineError naming the step that failed.
+    """
+    procs = []
+    errs = []
+    results = {}
+    failure = []
+    feeder = None
+    sink_fd = None
+    try:
+        prev = subprocess.PIPE if source else subprocess.DEVNULL
+        for index, step in enumerate(steps):
+            last = index == len(steps) - 1
+            err = tempfile.TemporaryFile()
+            errs.append(err)
+            try:
+                proc = subprocess.Popen(
+                    step.argv,
+                    stdin=prev,
+                    stdout=subprocess.PIPE if (not last or sink) else subprocess.DEVNULL,
+                    stderr=err,
+                    env=step.env,
+                    close_fds=True,
+                    umask=0o077,
+                )
+            except OSError as exc:
+                raise PipelineError(step.name, "could not be started: %s" % (exc.strerror or exc))
+            if procs and procs[-1].stdout:
+                procs[-1].stdout.close()  # only the child holds it now, so SIGPIPE reaches the writer
+            procs.append(proc)
+            if proc.stdout:
+                _widen(proc.stdout.fileno())
+                prev = proc.stdout
+
+        if source:
+            _widen(procs[0].stdin.fileno())
+            feeder = threading.Thread(target=_feed, args=(source, procs[0].stdin, results, failure))
+            feeder.start()
+
+        if sink:
+            try:
+                sink_fd = os.open(sink, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                digest = hashlib.sha256()
+                size = _copy(procs[-1].stdout.fileno(), sink_fd, digest)
+                os.fsync(sink_fd)
+            except OSError as exc:
+                _kill(procs)
+                raise PipelineError("writing", _storage_detail(exc, sink), storage=True)
+            results["sink"] = Result(size, digest.hexdigest())
+            procs[-1].stdout.close()
+
+        for proc in procs:
+            proc.wait()
+        if feeder:
+            feeder.join()
+        _check(steps, procs, errs, failure, early_exit_ok)
+        return results
+    except BaseException:
+        _kill(procs)
+        if feeder:
+            feeder.join()
+        raise
+    finally:
+        if sink_fd is not None:
+            os.close(sink_fd)
+        for proc in procs:
+            if proc.stdout and not proc.stdout.closed:
+                proc.stdout.close()
+        for err in errs:
+            err.close()
+
+
+def _feed(path, pipe, results, failure):
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            size = _copy(handle.fileno(), pipe.fileno(), digest)
+        results["source"] = Result(size, digest.hexdigest())
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            failure.append(PipelineError("reading", "failed on %s: %s" % (path, exc.strerror or exc), storage=True))
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
+def _kill(procs):
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                proc.kill()
+            except OSError:
+                pass
+    for proc in procs:
+        try:
+            proc.wait()
+        except OSError:
+            pass
+
+
+def _check(steps, procs, errs, failure, early_exit_ok):
+    failed = []
+    for step, proc, err in zip(steps, procs, errs):
+        text = _stderr_text(err)
+        if proc.returncode != 0:
+            failed.append((step, proc.returncode, text))
+    if early_exit_ok and procs[-1].returncode == 0:
+        failed = [f for f in failed if not _is_pipe_victim(f[1], f[2])]
+    if not failed:
+        if failure:
+            raise failure[0]
+        return
+    genuine = [f for f in failed if not _is_pipe_victim(f[1], f[2])]
+    step, code, text = genuine[0] if genuine else failed[-1]
+    if code < 0:
+        detail = "was killed by signal %d" % -code
+    else:
+        detail = "exited with status %d" % code
+    if text:
+        detail += ": " + " ".join(text.split())
+    raise PipelineError(step.name, detail)

@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: restore
+short_description: Restore a lifeboat backup into a new or existing database
+version_added: 0.1.0
+description:
+  - Restores a whole database or selected tables, optionally with roles and tablespaces first.
+  - Checks everything it can before touching the server (backup complete and intact, versions, identity, target
+    state) and stops at the first error. A database created by the task is dropped again when the restore fails.
+  - One job streams C(age -d | zstd -d | pg_restore) in a single transaction; several jobs decrypt once into a
+    private temporary file, which is removed afterwards.
+author:
+  - lifeboat.backup contributors
+extends_documentation_fragment:
+  - lifeboat.backup.connection
+  - lifeboat.backup.storage
+  - lifeboat.backup.selection
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan (target state, tables, sizes, method) without touching anything.
+  diff_mode:
+    support: none
+options:
+  db:
+    description:
+      - Target database.
+    type: str
+    required: true
+    aliases: [target]
+  create:
+    description:
+      - Create the target database; it must not exist yet.
+      - With V(false) the target must exist; if it holds any relation, O(clean=true) is required.
+    type: bool
+    default: true
+  clean:
+    description:
+      - Drop and recreate the objects in the backup before restoring them into an existing database.
+    type: bool
+    default: false
+  tables:
+    description:
+      - Restore only these tables (C(schema.table), or C(table) when unique in the backup).
+      - Into a new database, every definition is restored with the rows of these tables only.
+        Into an existing database, only these tables (with their defaults, constraints, indexes, triggers,
+        policies and owned sequences) are restored and nothing else is touched.
+      - Foreign keys are not restored for a table subset.
+    type: list
+    elements: str
+    default: []
+  jobs:
+    description:
+      - Parallel C(pg_restore) jobs.
+    type: int
+    default: 1
+  globals:
+    description:
+      - Restore roles and tablespaces first; ones that already exist are kept (their attributes are updated).
+    type: bool
+    default: false
+  no_owner:
+    description:
+      - Do not restore ownership and privileges (for a server without the backup's roles).
+    type: bool
+    default: false
+  tmp_dir:
+    description:
+      - Directory for the decrypted temporary archive when O(jobs) is more than 1. Default is the system's.
+    type: path
+seealso:
+  - module: lifeboat.backup.verify
+  - module: lifeboat.backup.catalog_info
+"""
+
+EXAMPLES = r"""
+- name: Show what restoring the newest payments backup would do
+  lifeboat.backup.restore:
+    profile: payments
+    db: payments_check
+    identity_file: /run/lifeboat/identity.txt
+  check_mode: true
+
+- name: Restore last night's full backup into a new database, 2 jobs
+  lifeboat.backup.restore:
+    profile: full
+    db: shop_restored
+    jobs: 2
+    identity_file: /run/lifeboat/identity.txt
+
+- name: Put back one table in the live database
+  lifeboat.backup.restore:
+    profile: full
+    backup_id: 20261122T020000Z
+    db: shop
+    create: false
+    clean: true
+    tables: [public.tickets]
+    identity_file: /run/lifeboat/identity.txt
+"""
+
+RETURN = r"""
+restore:
+  description: The plan, and after a real run the timings.
+  returned: always
+  type: dict
+  contains:
+    backup_id:
+      description: Backup restored.
+      type: str
+    target:
+      description: Target database.
+      type: str
+    target_state:
+      description: V(absent), V(empty) or V(not empty) before the restore.
+      type: str
+    action:
+      description: What is done to the target.
+      type: str
+    tables:
+      description: Tables restored with the row counts recorded in the manifest.
+      type: list
+      elements: dict
+    method:
+      description: Streamed in one transaction, or through a decrypted temporary file with several jobs.
+      type: str
+    timings:
+      description: Seconds spent per step and in total.
+      type: dict
+      returned: when not in check mode
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
+    build_config,
+    connection_argument_spec,
+    run,
+    selection_argument_spec,
+    storage_argument_spec,
+)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(storage_argument_spec())
+    argument_spec.update(selection_argument_spec())
+    argument_spec.update(
+        db=dict(type="str", required=True, aliases=["target"]),
+        create=dict(type="bool", default=True),
+        clean=dict(type="bool", default=False),
+        tables=dict(type="list", elements="str", default=[]),
+        jobs=dict(type="int", default=1),
+        globals=dict(type="bool", default=False),
+        no_owner=dict(type="bool", default=False),
+        tmp_dir=dict(type="path"),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[("path", "profile"), ("path", "backup_id")],
+        required_one_of=[("path", "profile")],
+    )
+    params = module.params
+
+    def action():
+        config = build_config(params)
+        entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
+        options = _restore.Options(
+            params["db"], create=params["create"], clean=params["clean"], tables=params["tables"], jobs=params["jobs"],
+            globals=params["globals"], no_owner=params["no_owner"], identity_file=params["identity_file"], tmp_dir=params["tmp_dir"],
+        )
+        if module.check_mode:
+            return {"changed": True, "restore": _restore.plan(config, entry, options)}
+        return {"changed": True, "restore": _restore.restore(config, entry, options)}
+
+    run(module, action)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what the demo (core) or the test suite (test) needs on a fresh Debian/Ubuntu machine:
+# Debian packages, a pinned virtualenv in .venv, and a collection path pointing at this checkout.
+# Safe to rerun: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-core}"
+
+core_packages=(postgresql-15 postgresql-contrib-15 postgresql-client-15 age zstd python3-venv python3-psycopg2 python3-yaml util-linux)
+test_packages=(podman runc debootstrap cron logrotate uidmap slirp4netns)
+
+packages=("${core_packages[@]}")
+[ "$what" = test ] && packages+=("${test_packages[@]}")
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+requirements=requirements.txt
+[ "$what" = test ] && requirements=requirements-test.txt
+stamp=".venv/.installed-$(sha256sum "$requirements" requirements.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: creating .venv from $requirements"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/pip install -q --disable-pip-version-check -r "$requirements" pyyaml
+  touch "$stamp"
+fi
+
+# ansible finds the collection through this path, without building or installing it.
+mkdir -p .build/collections/ansible_collections/lifeboat
+ln -sfn ../../../.. .build/collections/ansible_collections/lifeboat/backup
