@@ -109,6 +109,43 @@ RETENTION_FIELDS = {
     "keep_within": Field("str", check=_duration),
 }
 
+def _url(value):
+    return None if re.match(r"^https?://[^\s/]+", value) else "must be an http:// or https:// URL"
+
+
+NOTIFY_FIELDS = {
+    "webhook_url": Field("str", check=_url, doc="Slack/Discord-compatible or JSON webhook; treat as a secret"),
+    "webhook_format": Field("str", "json", choices=("slack", "discord", "json")),
+    "on_success": Field("bool", False, doc="also notify when a run succeeds"),
+    "deadman_url": Field("str", check=_url, doc="healthchecks-style ping URL (/start, plain, /fail)"),
+    "timeout": Field("int", 5, check=_int_range(1, 60), doc="seconds per delivery attempt"),
+}
+
+OFFSITE_FIELDS = {
+    "enabled": Field("bool", True),
+    "bucket": Field("str"),
+    "prefix": Field("str", "lifeboat"),
+    "endpoint_url": Field("str", check=_url),
+    "region": Field("str"),
+    "addressing_style": Field("str", "auto", choices=("auto", "path", "virtual")),
+    "storage_class": Field("str"),
+    "server_side_encryption": Field("str", choices=("AES256", "aws:kms")),
+    "sse_kms_key_id": Field("str"),
+    "access_key": Field("str"),
+    "secret_key": Field("str"),
+    "session_token": Field("str"),
+    "checksum_mode": Field("str", "when_supported", choices=("when_supported", "when_required")),
+    "object_lock_mode": Field("str", choices=("GOVERNANCE", "COMPLIANCE")),
+    "object_lock_days": Field("int", check=_int_range(1)),
+    "retention": Field("section", fields=RETENTION_FIELDS, doc="remote policy; default: the profile's"),
+}
+
+def _without_defaults(fields):
+    """Per-profile overrides: unset keys stay None so the top-level value shows through."""
+    return dict((name, Field(f.kind, None, False, f.check, f.fields and _without_defaults(f.fields), f.choices, f.doc))
+                for name, f in fields.items())
+
+
 PROFILE_FIELDS = {
     "db": Field("str", required=True, doc="database to dump"),
     "tables": Field("list", [], check=_table_names, doc="dump only these tables (and their partitions)"),
@@ -120,8 +157,8 @@ PROFILE_FIELDS = {
     "globals": Field("bool", True, doc="dump roles and tablespaces alongside"),
     "retention": Field("section", fields=RETENTION_FIELDS),
     "schedule": Field("str", doc="cron expression or @hourly/@daily (used by the agent role)"),
-    "offsite": Field("any", doc="reserved for offsite copies"),
-    "notify": Field("any", doc="reserved for notifications"),
+    "offsite": Field("section", fields=_without_defaults(OFFSITE_FIELDS), doc="overrides of the top-level offsite settings"),
+    "notify": Field("section", fields=_without_defaults(NOTIFY_FIELDS), doc="overrides of the top-level notifications"),
 }
 
 TOP_FIELDS = {
@@ -132,8 +169,9 @@ TOP_FIELDS = {
     "host": Field("str", doc="name recorded in manifests; default the host name"),
     "encryption": Field("section", fields=ENCRYPTION_FIELDS),
     "profiles": Field("profiles", {}),
-    "offsite": Field("any", doc="reserved for offsite copies"),
-    "notify": Field("any", doc="reserved for notifications"),
+    "offsite": Field("section", fields=OFFSITE_FIELDS),
+    "notify": Field("section", fields=NOTIFY_FIELDS),
+    "scratch": Field("section", fields=CONNECTION_FIELDS, doc="server for restore-level verification; default: connection"),
 }
 
 _TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict}
@@ -237,6 +275,18 @@ def get_profile(config, name):
     except KeyError:
         known = ", ".join(sorted(config["profiles"])) or "none configured"
         raise ConfigError("unknown profile %r (known profiles: %s)" % (name, known))
+
+
+def effective_section(config, profile_name, section):
+    """A top-level section (offsite, notify) with the profile's overrides applied."""
+    merged = dict(config[section])
+    overrides = config["profiles"][profile_name][section]
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            merged[key] = dict(merged.get(key) or {}, **dict((k, v) for k, v in value.items() if v is not None))
+        elif value is not None:
+            merged[key] = value
+    return merged
 
 
 def load_config_file(path):
