@@ -52,8 +52,8 @@ def _select_tables(manifest, names):
     """Match requested names (``schema.table`` or a unique ``table``) to the manifest's tables."""
     known = dict((_manifest.table_key(t), t) for t in manifest["tables"])
     chosen = []
-    for name in names:
-        name = name.strip().replace('"', "")
+    for requested in names:
+        name = requested.strip().replace('"', "")
         if name in known:
             chosen.append(known[name])
             continue
