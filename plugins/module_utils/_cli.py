@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from . import _catalog, _dump, _restore, _verify
+from . import _catalog, _dump, _pg, _restore, _verify
 from ._config import DEFAULT_CONFIG_PATH, get_profile, load_config_file
 from ._errors import LifeboatError
 
@@ -109,8 +109,26 @@ def cmd_run(config, args):
 
 def cmd_check_config(config, args):
     names = sorted(config["profiles"])
-    return {"profiles": names, "backup_root": config["backup_root"]}, "configuration valid: %d profiles (%s)" % (
-        len(names), ", ".join(names) or "none")
+    result = {"profiles": names, "backup_root": config["backup_root"]}
+    text = "configuration valid: %d profiles (%s)" % (len(names), ", ".join(names) or "none")
+    if getattr(args, "connect", False):
+        result.update(_check_server(config["connection"]))
+        text += "\nserver %(server_version)s reachable; %(pg_dump)s (version %(pg_dump_major)d) can dump it" % result
+    return result, text
+
+
+def _check_server(connection):
+    """Connect as this user with the configured credentials; pg_dump must not be older than the server."""
+    with _pg.Session(connection, connection["maintenance_db"]) as session:
+        handle = session.connect()
+        try:
+            info = _pg.server_info(handle)
+        finally:
+            handle.close()
+    server_major = _pg.major_of(info["server_version_num"])
+    pg_dump, client_major = _pg.find_binary("pg_dump", connection, server_major)
+    _pg.require_client_not_older("pg_dump", pg_dump, client_major, server_major)
+    return {"server_version": info["server_version"], "pg_dump": pg_dump, "pg_dump_major": client_major}
 
 
 def parser():
@@ -160,7 +178,8 @@ def parser():
     p = command("run", cmd_run, "the scheduled run of a profile: backup, read back, and the configured follow-ups")
     p.add_argument("--profile", required=True)
 
-    command("check-config", cmd_check_config, "validate the configuration file")
+    p = command("check-config", cmd_check_config, "validate the configuration file")
+    p.add_argument("--connect", action="store_true", help="also connect to the server and check pg_dump is not older than it")
     return top
 
 
