@@ -31,6 +31,7 @@ REGISTRY = {
 }
 
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{[^}]*\}\s+(\S+)$")
+_HEADER = re.compile(r"^# (HELP|TYPE) (lifeboat_[a-zA-Z0-9_:]*) (.*)$")
 
 
 def register(name, kind, help_text):
@@ -47,11 +48,17 @@ def path_for(metrics_dir, profile):
 
 
 def read(metrics_dir, profile):
-    values = {}
+    values, described = {}, {}
     try:
         with open(path_for(metrics_dir, profile), "r", encoding="utf-8") as handle:
             for line in handle:
+                header = _HEADER.match(line.strip())
+                if header:  # keep families this process did not register (e.g. prune's, written by a dump)
+                    described.setdefault(header.group(2), {})[header.group(1)] = header.group(3)
                 match = _LINE.match(line.strip())
+                family = described.get(match.group(1), {}) if match else {}
+                if match and match.group(1) not in REGISTRY and family.get("TYPE") in ("gauge", "counter"):
+                    register(match.group(1), family["TYPE"], family.get("HELP", ""))
                 if match and match.group(1) in REGISTRY:
                     values[match.group(1)] = float(match.group(2))
     except (OSError, ValueError):
