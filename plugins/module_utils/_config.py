@@ -137,6 +137,7 @@ OFFSITE_FIELDS = {
     "checksum_mode": Field("str", "when_supported", choices=("when_supported", "when_required")),
     "object_lock_mode": Field("str", choices=("GOVERNANCE", "COMPLIANCE")),
     "object_lock_days": Field("int", check=_int_range(1)),
+    "part_size_mb": Field("int", 16, check=_int_range(5, 5120), doc="multipart part size: memory used per upload"),
     "retention": Field("section", fields=RETENTION_FIELDS, doc="remote policy; default: the profile's"),
 }
 
