@@ -213,7 +213,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
     try:
         ensure_dir(partial)
         dump_argv = [snap.pg_dump, "--format=custom", "--compress=0", "--no-password", "--snapshot=%s" % snap.id]
-        dump_argv += selection.pg_dump_args() + ["--dbname=%s" % db]
+        dump_argv += selection.pg_dump_args() + ["--dbname=" + _pg.dbname_arg(db)]
         evidence = _SnapshotEvidence(handle, selection, snap.targets)
         evidence.start()
         try:
@@ -230,7 +230,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
         _check_floor(artifacts[0], selection, encryption)
         if profile["globals"]:
             pg_dumpall, _ = _pg.find_binary("pg_dumpall", config["connection"], snap.server_major)
-            globals_argv = [pg_dumpall, "--globals-only", "--no-password", "--database=%s" % db]
+            globals_argv = [pg_dumpall, "--globals-only", "--no-password", "--database=" + _pg.dbname_arg(db)]
             if not info["superuser"]:
                 globals_argv.append("--no-role-passwords")  # pg_authid is superuser-only
             artifacts.append(_stream(partial, "globals", _artifact_name(db, "globals", encryption["mode"]),

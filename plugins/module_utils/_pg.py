@@ -40,6 +40,15 @@ def quote_ident(name):
     return '"%s"' % name.replace('"', '""')
 
 
+def dbname_arg(name):
+    """A database name as a libpq connection string for ``--dbname``.
+
+    Client programs read a ``--dbname`` holding '=' (or a URI prefix) as a
+    connection string, so a database named ``a=b`` would fail; quoted, every name works.
+    """
+    return "dbname='%s'" % name.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def major_of(version_num):
     """150020 -> 15; 90624 -> 9.6 style numbers map to 9."""
     return version_num // 10000

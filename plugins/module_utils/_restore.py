@@ -48,15 +48,44 @@ def _artifact(entry, kind):
     return item, os.path.join(entry.path, item["name"])
 
 
+_IDENT = re.compile(r'\s*("(?:[^"]|"")*"|[^".\s]+)\s*')
+
+
+def _split_name(text):
+    """SQL-style ``"My Schema"."a.b"`` -> ['My Schema', 'a.b']; None when ``text`` is not written that way."""
+    parts, pos = [], 0
+    while True:
+        match = _IDENT.match(text, pos)
+        if not match:
+            return None
+        parts.append(_unquote(match.group(1)))
+        pos = match.end()
+        if pos == len(text):
+            return parts
+        if text[pos] != ".":
+            return None
+        pos += 1
+
+
 def _select_tables(manifest, names):
-    """Match requested names (``schema.table`` or a unique ``table``) to the manifest's tables."""
+    """Match requested names to the manifest's tables.
+
+    Accepted: the manifest's own ``schema.table`` key, an SQL-quoted
+    ``"schema"."table"``, or a table name that is unique in the backup.
+    Quotes may be part of a name, so they are parsed, never just removed.
+    """
     known = dict((_manifest.table_key(t), t) for t in manifest["tables"])
     chosen = []
     for requested in names:
-        name = requested.strip().replace('"', "")
+        name = requested.strip()
+        parts = _split_name(name)
+        if name not in known and parts and len(parts) == 2:
+            name = "%s.%s" % tuple(parts)
         if name in known:
             chosen.append(known[name])
             continue
+        if parts and len(parts) == 1:
+            name = parts[0]
         matches = [t for t in manifest["tables"] if t["name"] == name]
         if len(matches) != 1:
             reason = "is ambiguous; qualify it with its schema" if matches else "is not in backup %s" % manifest["backup_id"]
@@ -221,7 +250,7 @@ def restore_archive(entry, options, session, pg_restore):
     """
     item, _ = _artifact(entry, "database")
     tables = _select_tables(entry.manifest, options.tables)
-    argv = [pg_restore, "--dbname=%s" % options.target_db, "--exit-on-error", "--no-password"]
+    argv = [pg_restore, "--dbname=" + _pg.dbname_arg(options.target_db), "--exit-on-error", "--no-password"]
     if options.clean and not options.create:
         argv += ["--clean", "--if-exists"]
     if options.no_owner:
@@ -281,7 +310,7 @@ def restore_globals(config, entry, options, session):
         with open(plain, "r", encoding="utf-8") as source, open(script, "w", encoding="utf-8") as target:
             target.write(filter_globals(source.read(), roles, spaces))
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password",
-                "--dbname=%s" % session.connection["maintenance_db"], "--file=%s" % script]
+                "--dbname=" + _pg.dbname_arg(session.connection["maintenance_db"]), "--file=%s" % script]
         try:
             _pipeline.run([_pipeline.Step("psql", argv, session.env())])
         except _pipeline.PipelineError as exc:
@@ -291,6 +320,7 @@ def restore_globals(config, entry, options, session):
 
 
 _CREATE_ROLE = re.compile(r"^CREATE ROLE (.+);$")
+_ALTER_ROLE = re.compile(r'^ALTER ROLE ("(?:[^"]|"")+"|\S+) ')
 _CREATE_TABLESPACE = re.compile(r"^CREATE TABLESPACE (\S+) ")
 
 
@@ -299,10 +329,15 @@ def _unquote(name):
 
 
 def filter_globals(text, roles, tablespaces):
-    """Drop CREATE ROLE/TABLESPACE lines for objects that exist; their ALTERs still apply."""
+    """Drop CREATE/ALTER ROLE and CREATE TABLESPACE lines for objects that exist.
+
+    A role that exists keeps its password and attributes: restoring another
+    server's globals must not lock out the role this restore connects as.
+    Memberships and grants still apply.
+    """
     kept = []
     for line in text.splitlines():
-        role = _CREATE_ROLE.match(line)
+        role = _CREATE_ROLE.match(line) or _ALTER_ROLE.match(line)
         space = _CREATE_TABLESPACE.match(line)
         if role and _unquote(role.group(1)) in roles:
             continue
