@@ -72,6 +72,8 @@ def read_through(entry, item, identity_file, consumer):
         source = _pipeline.run(steps, source=path)["source"]
     except _pipeline.PipelineError as exc:
         checksum(entry, item)  # raises first if the file itself is damaged
+        if exc.step in [step.name for step in consumer]:
+            raise VerifyError("artifact %s: %s" % (item["name"], exc))  # read back fine; its consumer refused it
         raise VerifyError("artifact %s cannot be read back: %s" % (item["name"], exc))
     _check_digest(item, source)
 

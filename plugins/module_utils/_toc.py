@@ -10,8 +10,8 @@ Three cases need a list instead of the whole archive:
 - a table subset into a new database: every definition, rows of the chosen
   tables only, no foreign keys (a side-by-side copy to inspect);
 - a table subset into an existing database: only the chosen tables (with
-  their defaults, constraints, indexes, triggers, policies and owned
-  sequences), nothing else is touched.
+  their defaults, constraints, indexes, triggers, policies, owned
+  sequences, grants and comments), nothing else is touched.
 
 Index and sequence names come from the manifest, recorded at dump time,
 because a TOC line does not say which table an index belongs to.
@@ -29,10 +29,12 @@ _LINE = re.compile(r"^(\d+); (\d+) (\d+) (.*)$")
 # Longest first, so "TABLE DATA" is not read as "TABLE".
 _OWN_PARTS = ("TABLE DATA", "TABLE ATTACH", "TABLE", "DEFAULT", "CONSTRAINT", "TRIGGER", "POLICY", "ROW SECURITY")
 _SEQUENCE_PARTS = ("SEQUENCE OWNED BY", "SEQUENCE SET", "SEQUENCE")
+# Entries about another object, named in their tag: 'ACL public TABLE orders postgres'.
+_DECORATIONS = ("ACL", "COMMENT", "SECURITY LABEL")
 
 
 def _desc_and_rest(body):
-    for desc in ("FK CONSTRAINT", "INDEX ATTACH", "INDEX") + _OWN_PARTS + _SEQUENCE_PARTS:
+    for desc in ("FK CONSTRAINT", "INDEX ATTACH", "INDEX") + _OWN_PARTS + _SEQUENCE_PARTS + _DECORATIONS:
         if body.startswith(desc + " "):
             return desc, body[len(desc) + 1:]
     return None, body
@@ -65,6 +67,25 @@ def _owns(rest, table):
     )
 
 
+def _forms(name):
+    """A name as pg_dump may print it in a tag: bare, or quoted like an SQL identifier."""
+    return (name, '"%s"' % name.replace('"', '""'))
+
+
+def _decorates(rest, table):
+    """Is this ACL/COMMENT entry ('<schema> TABLE <name> <owner>', '<schema> COLUMN <name>.<col> ...',
+    '<schema> CONSTRAINT <c> ON <name> ...') about ``table`` or one of its indexes and sequences?"""
+    prefix = table["schema"] + " "
+    if not rest.startswith(prefix):
+        return False
+    tag = rest[len(prefix):]
+    for form in _forms(table["name"]):
+        if tag.startswith(("TABLE %s " % form, "COLUMN %s." % form)) or (" ON %s " % form) in tag:
+            return True
+    parts = table.get("indexes", []) + table.get("sequences", [])
+    return any(tag.startswith(("INDEX %s " % form, "SEQUENCE %s " % form)) for part in parts for form in _forms(part))
+
+
 def choose(listing, manifest, tables=(), into_existing=False):
     """The lines to restore, and a short account of what was left out."""
     chosen, skipped = [], {}
@@ -73,7 +94,10 @@ def choose(listing, manifest, tables=(), into_existing=False):
         if desc == "FK CONSTRAINT" and (tables or is_partial(manifest)):
             keep = False
         elif tables and into_existing:
-            keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(rest, t) for t in tables)
+            if desc in _DECORATIONS:
+                keep = any(_decorates(rest, t) for t in tables)
+            else:
+                keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(rest, t) for t in tables)
         elif tables:
             keep = desc != "TABLE DATA" or any(rest.startswith(_names(t["schema"], [t["name"]])) for t in tables)
         else:
