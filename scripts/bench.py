@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""Benchmark: lifeboat against raw pg_dump and community.postgresql.postgresql_db, side by side.
+
+Starts a throwaway PostgreSQL cluster (fsync on, as in production), generates
+a realistic shop database (scripts/bench_data.py) at --size-mb and a smaller
+one at --small-mb, then runs every command below in each round, in an order
+rotated per round so none always runs first or last:
+
+  floor            pg_dump -Fc -Z0 db > /dev/null (extraction alone)
+  pgdb_pgc         community.postgresql.postgresql_db state=dump target=.pgc (ansible-playbook)
+  pgdb_sqlgz       the same with a .sql.gz target (pg_dump | pigz, or gzip without pigz)
+  lifeboat_module  lifeboat.backup.dump (ansible-playbook), zstd + age
+  lifeboat_cli     lifeboat backup (the CLI), zstd + age
+  *_small          the two lifeboat dumps of the small database (engine memory at a second size)
+  ansible_noop     ansible-playbook running ansible.builtin.ping (Ansible's own start-up cost)
+  pg_restore_j2    createdb + pg_restore -j2 of the .pgc file
+  lifeboat_restore_cli / _module   lifeboat restore with jobs 2 (decrypts, then pg_restore -j2)
+  lifeboat_verify  lifeboat verify --level archive (decrypt, decompress, pg_restore the whole archive)
+
+Before each command: sync and CHECKPOINT (untimed), so nobody pays for the
+previous command's writes. Each command must succeed, and each restore must
+hold every payment row, or the benchmark stops. Ratios are taken per round
+(same round, same conditions) and their median is judged against the targets.
+
+    .venv/bin/python scripts/bench.py [--size-mb 1024] [--rounds 3] [--quick] [--keep]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from scripts import bench_data, bench_run, pgcluster  # noqa: E402
+
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+MIB = 1048576.0
+
+DUMPS = ["floor", "pgdb_pgc", "pgdb_sqlgz", "lifeboat_module", "lifeboat_cli", "lifeboat_module_small",
+         "lifeboat_cli_small", "ansible_noop"]
+RESTORES = ["pg_restore_j2", "lifeboat_restore_cli", "lifeboat_restore_module"]
+CHECKS = ["lifeboat_verify"]
+
+TARGETS = {
+    "lifeboat_cli_vs_floor": ("lifeboat backup (CLI) / floor", "<=", 1.15),
+    "pgdb_pgc_vs_lifeboat_module": ("postgresql_db .pgc / lifeboat.backup.dump (speed-up)", ">=", 3.0),
+    "artifact_vs_pgc": ("lifeboat database artifact / postgresql_db .pgc (size)", "<=", 1.0),
+    "restore_cli_vs_pg_restore": ("lifeboat restore jobs=2 (CLI) / pg_restore -j2", "<=", 1.05),
+    "verify_mb_per_s": ("archive verify, MB/s of artifact", ">=", 250.0),
+    "engine_peak_mib": ("engine peak RSS, MiB (largest of CLI and module, both sizes)", "<=", 100.0),
+    "engine_peak_growth": ("engine peak RSS at full size / small size", "<=", 1.10),
+}
+
+
+def log(text):
+    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), text))
+    sys.stderr.flush()
+
+
+def _write(path, data, mode=0o600):
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
+        handle.write(data if isinstance(data, str) else json.dumps(data, indent=1))
+    return path
+
+
+def _tool(name):
+    path = shutil.which(name)
+    if not path:
+        raise SystemExit("bench: %s is not installed (run scripts/bootstrap.sh test)" % name)
+    return path
+
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as handle:
+        mem_kib = int(handle.readline().split()[1])
+
+    def version(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return None
+
+    return {
+        "cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 1048576.0, 1),
+        "kernel": platform.release(), "python": platform.python_version(),
+        "postgresql": version([os.path.join(pgcluster.bin_dir(), "postgres"), "--version"]),
+        "zstd": version(["zstd", "--version"]), "age": version(["age", "--version"]),
+        "gzip_tool": "pigz" if shutil.which("pigz") else "gzip",
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.workdir = tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir)
+        os.chmod(self.workdir, 0o755)  # the server (OS user postgres) needs to reach its data directory inside
+        self.out = os.path.join(self.workdir, "out")
+        self.backup_root = os.path.join(self.workdir, "backups")
+        os.makedirs(self.out, mode=0o700)
+        self.cluster = None
+        self.restores = 0
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def setup(self):
+        log("cluster in %s (fsync on)" % self.workdir)
+        self.cluster = pgcluster.create(os.path.join(self.workdir, "pg"), fast=False)
+        self.bin = pgcluster.bin_dir()
+        identity = os.path.join(self.workdir, "identity.txt")
+        subprocess.run([_tool("age-keygen"), "-o", identity], check=True, capture_output=True)
+        self.identity = identity
+        self.recipient = subprocess.run([_tool("age-keygen"), "-y", identity], check=True, capture_output=True,
+                                        text=True).stdout.strip()
+        self.passfile = _write(os.path.join(self.workdir, "pgpass"), "127.0.0.1:%d:*:postgres:%s\n" % (self.cluster.port, self.cluster.password))
+        self.pg_env = dict(os.environ, PGPASSFILE=self.passfile, PGHOST="127.0.0.1", PGPORT=str(self.cluster.port), PGUSER="postgres")
+        self.data = {}
+        for db, size in (("bench", self.args.size_mb), ("bench_small", self.args.small_mb)):
+            log("generating %s (about %d MiB)" % (db, size))
+            self.data[db] = bench_data.create(self.cluster, db, size, log=log)
+        self.config = _write(os.path.join(self.workdir, "lifeboat.yml"), {
+            "connection": self.cluster.connection(),
+            "backup_root": self.backup_root,
+            "encryption": {"mode": "age", "recipients": [self.recipient]},
+            "profiles": {"bench": {"db": "bench"}, "bench_small": {"db": "bench_small"}},
+        })
+        self.vars = _write(os.path.join(self.workdir, "vars.json"), dict(
+            ("bench_%s" % k, v) for k, v in self.cluster.connection().items()))
+        conn = dict((k, "{{ bench_%s }}" % k) for k in self.cluster.connection())
+        self.playbooks = {
+            "pgdb": self._playbook("pgdb", "community.postgresql.postgresql_db",
+                                   dict(conn, name="{{ db }}", state="dump", target="{{ target }}")),
+            "dump": self._playbook("dump", "lifeboat.backup.dump",
+                                   dict(conn, db="{{ db }}", profile="{{ db }}", backup_root=self.backup_root,
+                                        recipients=[self.recipient])),
+            "restore": self._playbook("restore", "lifeboat.backup.restore",
+                                      dict(conn, db="{{ target }}", profile="bench", backup_root=self.backup_root,
+                                           identity_file=self.identity, jobs=2)),
+            "noop": self._playbook("noop", "ansible.builtin.ping", {}),
+        }
+        self.ansible_env = dict(
+            os.environ,
+            ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"),
+            ANSIBLE_CONFIG=os.path.join(REPO, "tests", "ansible.cfg"),
+            ANSIBLE_STDOUT_CALLBACK="json",
+            ANSIBLE_PYTHON_INTERPRETER=os.path.join(VENV_BIN, "python"),
+            ANSIBLE_LOCALHOST_WARNING="0",
+            ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+            ANSIBLE_PIPELINING="0",  # the module runs from its AnsiballZ file, so its process can be found by name
+            PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+        )
+
+    def _playbook(self, name, module, args):
+        play = [{"name": "bench %s" % name, "hosts": "localhost", "connection": "local", "gather_facts": False,
+                 "tasks": [{"name": "Run %s" % module, module: args}]}]
+        return _write(os.path.join(self.workdir, "%s.yml" % name), json.dumps(play, indent=1))
+
+    def teardown(self):
+        if self.args.keep:
+            log("kept %s (cluster on port %d, stop it with: %s scripts/pgcluster.py stop --dir %s)"
+                % (self.workdir, self.cluster.port if self.cluster else 0, sys.executable, os.path.join(self.workdir, "pg")))
+            return
+        if self.cluster:
+            self.cluster.destroy()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _settle(self):
+        """Untimed: flush what earlier commands wrote, so the next one starts from the same state."""
+        subprocess.run(["sync"], check=True)
+        self.cluster.psql("CHECKPOINT")
+
+    def _playbook_run(self, name, engine=None, **extra):
+        argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", self.playbooks[name], "-e", "@" + self.vars]
+        if extra:
+            extra_vars = _write(os.path.join(self.workdir, "extra.json"), extra)
+            argv += ["-e", "@" + extra_vars]
+        outcome = bench_run.run(argv, env=self.ansible_env, engine=engine)
+        try:
+            document = json.loads(outcome.stdout[outcome.stdout.index("{"):])
+            result = document["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        except (ValueError, KeyError, IndexError):
+            raise RuntimeError("ansible-playbook %s: output not understood (exit %d): %s %s"
+                               % (name, outcome.rc, outcome.stdout[-2000:], outcome.stderr[-2000:]))
+        if outcome.rc != 0 or result.get("failed"):
+            raise RuntimeError("ansible-playbook %s failed: %s" % (name, result.get("msg") or outcome.stderr[-2000:]))
+        return outcome, result
+
+    def _cli(self, *args):
+        argv = [os.path.join(VENV_BIN, "python"), os.path.join(REPO, "bin", "lifeboat"), "--config", self.config, "--json"]
+        outcome = bench_run.run(argv + list(args), engine="self").check("lifeboat %s" % args[0])
+        return outcome, json.loads(outcome.stdout.strip().splitlines()[-1])
+
+    def _keep_newest_backup(self, profile, path):
+        folder = os.path.join(self.backup_root, profile)
+        for name in os.listdir(folder):
+            full = os.path.join(folder, name)
+            if os.path.isdir(full) and full != path and not name.startswith("."):
+                shutil.rmtree(full)
+
+    @staticmethod
+    def _backup_sizes(backup):
+        database = [a for a in backup["artifacts"] if a["kind"] == "database"][0]
+        return {"bytes": database["bytes"], "total_bytes": backup["bytes"], "engine_seconds": backup["duration_seconds"]}
+
+    def _check_restored(self, db):
+        got = int(self.cluster.psql("SELECT count(*) FROM payments", db=db).strip())
+        want = self.data["bench"]["rows"]["payments"]
+        if got != want:
+            raise RuntimeError("restore into %s holds %d payments, the source %d" % (db, got, want))
+        self.cluster.psql('DROP DATABASE "%s" WITH (FORCE)' % db)
+
+    def _target_db(self):
+        self.restores += 1
+        return "bench_restore_%d" % self.restores
+
+    # -- the measured commands: each returns a dict with at least seconds ---------------------
+    def m_floor(self):
+        argv = [os.path.join(self.bin, "pg_dump"), "-Fc", "-Z0", "--no-password", "--dbname=bench"]
+        outcome = bench_run.run(argv, env=self.pg_env, discard_stdout=True).check("pg_dump")
+        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds}
+
+    def _pgdb(self, suffix):
+        target = os.path.join(self.out, "bench" + suffix)
+        if os.path.exists(target):
+            os.unlink(target)
+        outcome, _ = self._playbook_run("pgdb", db="bench", target=target)
+        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "bytes": os.path.getsize(target)}
+
+    def m_pgdb_pgc(self):
+        return self._pgdb(".pgc")
+
+    def m_pgdb_sqlgz(self):
+        return self._pgdb(".sql.gz")
+
+    def _module_dump(self, db):
+        outcome, result = self._playbook_run("dump", engine="AnsiballZ_dump.py", db=db)
+        self._keep_newest_backup(db, result["backup"]["path"])
+        return dict(self._backup_sizes(result["backup"]), seconds=outcome.seconds, cpu_seconds=outcome.cpu_seconds,
+                    engine_peak_kib=outcome.engine_peak_kib)
+
+    def _cli_dump(self, db):
+        outcome, result = self._cli("backup", "--profile", db)
+        self._keep_newest_backup(db, result["path"])
+        return dict(self._backup_sizes(result), seconds=outcome.seconds, cpu_seconds=outcome.cpu_seconds,
+                    engine_peak_kib=outcome.engine_peak_kib)
+
+    def m_lifeboat_module(self):
+        return self._module_dump("bench")
+
+    def m_lifeboat_cli(self):
+        return self._cli_dump("bench")
+
+    def m_lifeboat_module_small(self):
+        return self._module_dump("bench_small")
+
+    def m_lifeboat_cli_small(self):
+        return self._cli_dump("bench_small")
+
+    def m_ansible_noop(self):
+        outcome, _ = self._playbook_run("noop")
+        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds}
+
+    def m_pg_restore_j2(self):
+        db = self._target_db()
+        create = bench_run.run([os.path.join(self.bin, "createdb"), "--no-password", "--template=template0", db],
+                               env=self.pg_env).check("createdb")
+        restore = bench_run.run([os.path.join(self.bin, "pg_restore"), "--jobs=2", "--exit-on-error", "--no-password",
+                                 "--dbname=%s" % db, os.path.join(self.out, "bench.pgc")], env=self.pg_env).check("pg_restore")
+        self._check_restored(db)
+        return {"seconds": create.seconds + restore.seconds, "cpu_seconds": create.cpu_seconds + restore.cpu_seconds}
+
+    def m_lifeboat_restore_cli(self):
+        db = self._target_db()
+        outcome, result = self._cli("restore", "--profile", "bench", "--target", db, "--jobs", "2", "--identity", self.identity)
+        self._check_restored(db)
+        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "timings": result["timings"],
+                "engine_peak_kib": outcome.engine_peak_kib}
+
+    def m_lifeboat_restore_module(self):
+        db = self._target_db()
+        outcome, result = self._playbook_run("restore", engine="AnsiballZ_restore.py", target=db)
+        self._check_restored(db)
+        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "timings": result["restore"]["timings"],
+                "engine_peak_kib": outcome.engine_peak_kib}
+
+    def m_lifeboat_verify(self):
+        outcome, result = self._cli("verify", "--profile", "bench", "--level", "archive", "--identity", self.identity)
+        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "bytes": result["bytes"],
+                "engine_seconds": result["duration_seconds"], "engine_peak_kib": outcome.engine_peak_kib}
+
+    # -- rounds -----------------------------------------------------------------------------------
+    def rounds(self):
+        runs = dict((name, []) for name in DUMPS + RESTORES + CHECKS)
+        for index in range(self.args.rounds):
+            order = _rotate(DUMPS, index) + _rotate(RESTORES, index) + CHECKS
+            for name in order:
+                self._settle()
+                measured = getattr(self, "m_" + name)()
+                measured["round"] = index + 1
+                runs[name].append(measured)
+                log("round %d %-24s %7.2fs%s" % (index + 1, name, measured["seconds"],
+                                                  ("  %.1f MiB" % (measured["bytes"] / MIB)) if "bytes" in measured else ""))
+        return runs
+
+
+def _rotate(items, n):
+    n %= len(items)
+    return items[n:] + items[:n]
+
+
+def _stats(runs):
+    seconds = [r["seconds"] for r in runs]
+    out = {"min_seconds": round(min(seconds), 3), "median_seconds": round(statistics.median(seconds), 3),
+           "cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in runs), 3)}
+    if "bytes" in runs[0]:
+        out["bytes"] = int(statistics.median(r["bytes"] for r in runs))
+    peaks = [r["engine_peak_kib"] for r in runs if r.get("engine_peak_kib")]
+    if peaks:
+        out["engine_peak_mib"] = round(max(peaks) / 1024.0, 1)
+    return out
+
+
+def _paired(runs, top, bottom):
+    """Per-round ratio top/bottom: median over rounds, and the ratio of the best times."""
+    by_round = dict((r["round"], r["seconds"]) for r in runs[bottom])
+    ratios = [r["seconds"] / by_round[r["round"]] for r in runs[top] if r["round"] in by_round]
+    best = min(r["seconds"] for r in runs[top]) / min(r["seconds"] for r in runs[bottom])
+    return {"median": round(statistics.median(ratios), 3), "of_min": round(best, 3), "per_round": [round(x, 3) for x in ratios]}
+
+
+def summarize(runs):
+    stats = dict((name, _stats(items)) for name, items in runs.items())
+    ratios = {
+        "lifeboat_cli_vs_floor": _paired(runs, "lifeboat_cli", "floor"),
+        "lifeboat_module_vs_floor": _paired(runs, "lifeboat_module", "floor"),
+        "pgdb_pgc_vs_lifeboat_module": _paired(runs, "pgdb_pgc", "lifeboat_module"),
+        "pgdb_pgc_vs_lifeboat_cli": _paired(runs, "pgdb_pgc", "lifeboat_cli"),
+        "pgdb_sqlgz_vs_lifeboat_module": _paired(runs, "pgdb_sqlgz", "lifeboat_module"),
+        "restore_cli_vs_pg_restore": _paired(runs, "lifeboat_restore_cli", "pg_restore_j2"),
+        "restore_module_vs_pg_restore": _paired(runs, "lifeboat_restore_module", "pg_restore_j2"),
+    }
+    verify = runs["lifeboat_verify"]
+    speeds = [r["bytes"] / MIB / r["seconds"] for r in verify]
+    ratios["verify_mb_per_s"] = {"median": round(statistics.median(speeds), 1), "best": round(max(speeds), 1),
+                                 "engine_only_median": round(statistics.median(r["bytes"] / MIB / r["engine_seconds"] for r in verify), 1)}
+    ratios["artifact_vs_pgc"] = {"median": round(stats["lifeboat_cli"]["bytes"] / float(stats["pgdb_pgc"]["bytes"]), 4)}
+    peaks_full = [stats[n]["engine_peak_mib"] for n in ("lifeboat_cli", "lifeboat_module")]
+    peaks_small = [stats[n]["engine_peak_mib"] for n in ("lifeboat_cli_small", "lifeboat_module_small")]
+    growth = max(f / s for f, s in zip(peaks_full, peaks_small))
+    ratios["engine_peak_mib"] = {"median": max(peaks_full + peaks_small)}
+    ratios["engine_peak_growth"] = {"median": round(growth, 3)}
+    targets = {}
+    for key, (label, op, limit) in TARGETS.items():
+        value = ratios[key]["median"]
+        targets[key] = {"label": label, "value": value, "limit": "%s %s" % (op, limit),
+                        "met": value <= limit if op == "<=" else value >= limit}
+    return stats, ratios, targets
+
+
+LABELS = {
+    "floor": "pg_dump -Fc -Z0 > /dev/null (floor)",
+    "pgdb_pgc": "postgresql_db state=dump .pgc",
+    "pgdb_sqlgz": "postgresql_db state=dump .sql.gz",
+    "lifeboat_module": "lifeboat.backup.dump (Ansible)",
+    "lifeboat_cli": "lifeboat backup (CLI)",
+    "lifeboat_module_small": "lifeboat.backup.dump, small db",
+    "lifeboat_cli_small": "lifeboat backup, small db",
+    "ansible_noop": "ansible-playbook ping (overhead)",
+    "pg_restore_j2": "createdb + pg_restore -j2 of .pgc",
+    "lifeboat_restore_cli": "lifeboat restore --jobs 2 (CLI)",
+    "lifeboat_restore_module": "lifeboat.backup.restore jobs=2",
+    "lifeboat_verify": "lifeboat verify --level archive",
+}
+
+
+def table(report):
+    stats, ratios, targets = report["results"], report["ratios"], report["targets"]
+    lines = ["| command | min s | median s | CPU s | output MiB | engine peak MiB |", "|---|---:|---:|---:|---:|---:|"]
+    for name in DUMPS + RESTORES + CHECKS:
+        s = stats[name]
+        lines.append("| %s | %.2f | %.2f | %.2f | %s | %s |" % (
+            LABELS[name], s["min_seconds"], s["median_seconds"], s["cpu_seconds_median"],
+            "%.1f" % (s["bytes"] / MIB) if "bytes" in s else "", s.get("engine_peak_mib", "")))
+    lines += ["", "| ratio (median of per-round ratios; ratio of best times) | value | target | met |", "|---|---:|---:|---|"]
+    for key, item in sorted(ratios.items()):
+        target = targets.get(key)
+        extra = ("; %s" % item["of_min"]) if "of_min" in item else ""
+        lines.append("| %s | %s%s | %s | %s |" % (
+            target["label"] if target else key, item["median"], extra,
+            target["limit"] if target else "", ("yes" if target["met"] else "NO") if target else ""))
+    return "\n".join(lines)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, help="size of the main database (default 1024; --quick: 24)")
+    parser.add_argument("--small-mb", type=int, help="size of the second database for memory (default size/4)")
+    parser.add_argument("--rounds", type=int, help="rounds of every command (default 3; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="tiny databases and one round: checks the machinery only")
+    parser.add_argument("--keep", action="store_true", help="keep the cluster, databases and artifacts")
+    parser.add_argument("--workdir", default="/var/tmp", help="where the cluster and artifacts go (default %(default)s)")
+    parser.add_argument("--out-dir", default=os.path.join(REPO, "bench-results"), help="where the JSON report goes")
+    args = parser.parse_args(argv)
+    args.size_mb = args.size_mb or (24 if args.quick else 1024)
+    args.small_mb = args.small_mb or max(8, args.size_mb // 4)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    return args
+
+
+def main(argv=None):
+    args = parse(argv)
+    for name in ("zstd", "age", "age-keygen"):
+        _tool(name)
+    info = machine()
+    if info["loadavg_start"][0] > 0.5 * (info["cores"] or 1):
+        log("warning: load average %.2f on %d cores: other work will slow some commands down" % (info["loadavg_start"][0], info["cores"]))
+    bench = Bench(args)
+    started = time.time()
+    try:
+        bench.setup()
+        runs = bench.rounds()
+    finally:
+        bench.teardown()
+    stats, ratios, targets = summarize(runs)
+    info["loadavg_end"] = os.getloadavg()
+    report = {
+        "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": info,
+        "settings": {"size_mb": args.size_mb, "small_mb": args.small_mb, "rounds": args.rounds, "quick": args.quick,
+                     "fsync": True, "compression": "zstd -3 (default), threads one per core", "encryption": "age, 1 recipient"},
+        "databases": bench.data,
+        "results": stats,
+        "ratios": ratios,
+        "targets": targets,
+        "all_targets_met": all(t["met"] for t in targets.values()),
+        "runs": runs,
+        "seconds": round(time.time() - started, 1),
+    }
+    os.makedirs(args.out_dir, exist_ok=True)
+    path = os.path.join(args.out_dir, "bench-%s.json" % time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=1, sort_keys=True)
+    print(table(report))
+    print("\n%d cores (%s), database %.0f MiB and %.0f MiB, %d rounds, load %.2f -> %.2f; JSON: %s" % (
+        info["cores"], info["cpu"], bench.data["bench"]["bytes"] / MIB, bench.data["bench_small"]["bytes"] / MIB,
+        args.rounds, info["loadavg_start"][0], info["loadavg_end"][0], path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
