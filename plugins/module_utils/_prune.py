@@ -35,7 +35,7 @@ import shutil
 import time
 
 from . import _audit, _catalog, _metrics, _retention
-from ._errors import LifeboatError, StorageError
+from ._errors import ConfigError, LifeboatError, StorageError
 from ._storage import is_locked, storage_error
 
 PARTIAL_MAX_AGE = 86400  # seconds without a write before a .partial of a dead run is removed
@@ -49,7 +49,10 @@ _metrics.register("lifeboat_prune_kept_backups", "gauge", "Complete backups left
 
 def prune(config, profile_name, policy, check_mode=False, via="module", now=None):
     """Plan (and unless ``check_mode`` apply) retention for one profile; returns the result dict."""
-    policy = _retention.normalize(policy)  # before looking at anything: an empty policy deletes nothing
+    try:
+        policy = _retention.normalize(policy)  # before looking at anything: an empty policy deletes nothing
+    except ConfigError as exc:
+        raise ConfigError("profile %s: %s" % (profile_name, exc))
     started = time.time()
     now = now or started
     root = config["backup_root"]
@@ -118,7 +121,7 @@ def _leftovers(directory, entries, now):
                 skipped.append({"id": entry.id, "status": _catalog.IN_PROGRESS, "reason": "a run of this profile is writing it"})
             elif age < PARTIAL_MAX_AGE:
                 skipped.append({"id": entry.id, "status": entry.status,
-                                "reason": "leftover of a failed run, removed once a day old (%.0fs)" % age})
+                                "reason": "leftover of a failed run, removed once a day old (now %.1fh)" % (age / 3600.0)})
             else:
                 remove.append(entry.path)
             continue
