@@ -19,11 +19,13 @@ import os
 import sys
 import time
 
-from . import _catalog, _dump, _pg, _restore, _verify
+from . import _audit, _catalog, _dump, _notify, _pg, _prune, _restore, _retention, _verify
 from ._config import DEFAULT_CONFIG_PATH, get_profile, load_config_file
-from ._errors import LifeboatError
+from ._errors import LifeboatError, VerifyError
 
-# Later features (prune, offsite) add steps to ``lifeboat run`` here: f(config, profile, args, report).
+# Steps of ``lifeboat run`` between the verified backup and the local prune (offsite push belongs here):
+# f(config, profile, args, report) -> summary line. A step is named by its ``step_name`` attribute, or by
+# its function name without the ``_step_`` prefix; a failing step is named in the error and the notification.
 RUN_STEPS = []
 
 
@@ -95,16 +97,88 @@ def cmd_list(config, args):
     return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]
 
 
+def _prune_lines(result):
+    verb = "would delete" if result["check_mode"] else "deleted"
+    lines = ["prune of profile %s (%s): %s %d of %d backups (%s), keeping %d" % (
+        result["profile"], _retention.describe(result["policy"]), verb, len(result["deleted"]), len(result["backups"]),
+        _size(result["freed_bytes"]), len(result["kept"]))]
+    for backup in result["backups"]:
+        lines.append("  %-6s  %-22s %s  %-10s  %s" % (backup["action"], backup["id"], backup["time"], backup["verification"],
+                                                     ", ".join(backup["rules"]) or "-"))
+    lines += ["  %-6s  %s  (leftover of a dead run)" % ("remove", name) for name in result["leftovers_removed"]]
+    lines += ["  %-6s  %s  %s" % ("skip", item["id"], item["reason"]) for item in result["skipped"]]
+    lines += ["warning: %s" % warning for warning in result["warnings"]]
+    return lines
+
+
+def cmd_prune(config, args):
+    policy = get_profile(config, args.profile)["retention"]
+    result = _prune.prune(config, args.profile, policy, check_mode=args.dry_run, via="cli")
+    return result, "\n".join(_prune_lines(result))
+
+
+def _step_prune(config, profile, args, report):
+    """The last step of a run: local retention, unless the profile has no policy at all."""
+    policy = get_profile(config, profile)["retention"]
+    if all(value is None for value in policy.values()):
+        report["prune"] = None
+        return "prune skipped: profile %s has no retention policy" % profile
+    report["prune"] = _prune.prune(config, profile, policy, via="cron")
+    return _prune_lines(report["prune"])[0]
+
+
+def _step_name(func):
+    return getattr(func, "step_name", None) or func.__name__.replace("_step_", "", 1).strip("_")
+
+
 def cmd_run(config, args):
-    """The scheduled run of one profile: backup and read it back, then the steps later features add."""
-    get_profile(config, args.profile)
-    report = {"profile": args.profile, "started": time.time()}
-    result = _dump.backup(config, args.profile, via="cron", verify="archive")
-    report["backup"] = result
-    lines = [_backup_line(result)]
-    for step in RUN_STEPS:
-        lines.append(step(config, args.profile, args, report))
+    """The scheduled run: dead-man /start, backup, verify (archive), RUN_STEPS, prune, then notify.
+
+    Whatever fails, the failure is notified (webhook and /fail) before the error leaves, and the error
+    names the step. Notifications never fail the run and wait at most their timeout.
+    """
+    notifier = _notify.Notifier(config, args.profile)
+    notifier.start()
+    report = {"profile": args.profile, "started": time.time(), "steps": {}}
+    lines, step = [], "config"
+    try:
+        get_profile(config, args.profile)
+        step = "backup"
+        result = _dump.backup(config, args.profile, via="cron", verify="archive")
+        report["backup"] = result
+        report["steps"].update(backup=result["duration_seconds"], verify=result["verification"]["duration_seconds"])
+        lines.append(_backup_line(result))
+        for func in RUN_STEPS + [_step_prune]:
+            step, began = _step_name(func), time.time()
+            lines.append(func(config, args.profile, args, report))
+            report["steps"][step] = round(time.time() - began, 3)
+    except BaseException as exc:  # interrupts too: the receiver must hear about every run that did not finish
+        if step == "backup" and isinstance(exc, VerifyError):
+            step = "verify"  # the backup was written; reading it back failed
+        _end_run(config, args.profile, notifier, report, step, exc)
+        if isinstance(exc, LifeboatError):
+            exc.args = ("run of profile %s failed at step %s: %s" % (args.profile, step, exc),)
+        raise
+    _end_run(config, args.profile, notifier, report, None, None)
     return report, "\n".join(line for line in lines if line)
+
+
+def _end_run(config, profile, notifier, report, step, error):
+    report.update(finished=time.time(), ok=error is None, failed_step=step)
+    report["duration_seconds"] = round(report["finished"] - report["started"], 3)
+    if isinstance(error, KeyboardInterrupt):
+        error = LifeboatError("interrupted")
+    report["notifications"] = notifier.failure(report, error) if error is not None else notifier.success(report)
+    for outcome in report["notifications"]:
+        if not outcome["ok"]:
+            sys.stderr.write("lifeboat: warning: %s delivery (%s) failed: %s\n" % (outcome["target"], outcome["event"], outcome["error"]))
+    try:
+        _audit.record(config["log_dir"], "run", profile=profile, result="failed" if error is not None else "ok",
+                      error=_notify.redact(error, notifier.secrets) if error is not None else None,
+                      duration_seconds=report["duration_seconds"], via="cron",
+                      detail=("failed at step %s" % step) if error is not None else "steps %s" % ", ".join(report["steps"]))
+    except (LifeboatError, OSError):
+        pass  # the step's own error (maybe this very disk) is the one to report
 
 
 def cmd_check_config(config, args):
@@ -175,7 +249,11 @@ def parser():
     p = command("list", cmd_list, "list backups and their health")
     p.add_argument("--profile")
 
-    p = command("run", cmd_run, "the scheduled run of a profile: backup, read back, and the configured follow-ups")
+    p = command("prune", cmd_prune, "delete the backups of a profile its retention policy no longer keeps")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--dry-run", action="store_true", help="print each backup, kept or deleted, and the rule; delete nothing")
+
+    p = command("run", cmd_run, "the scheduled run of a profile: backup, verify, follow-ups, prune, notifications")
     p.add_argument("--profile", required=True)
 
     p = command("check-config", cmd_check_config, "validate the configuration file")
