@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ._config import DEFAULT_BACKUP_ROOT, validate_config
+from ._config import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, validate_config, validate_section
 from ._errors import LifeboatError
 
 CONNECTION_KEYS = (
@@ -53,6 +53,40 @@ def selection_argument_spec():
         backup_id=dict(type="str"),
         identity_file=dict(type="path", no_log=False),
     )
+
+
+def offsite_argument_spec():
+    """Options of doc fragment lifeboat.backup.offsite (names and aliases as in amazon.aws)."""
+    return dict(
+        bucket=dict(type="str", required=True),
+        prefix=dict(type="str", default="lifeboat"),
+        endpoint_url=dict(type="str", aliases=["aws_endpoint_url"]),
+        region=dict(type="str", aliases=["aws_region"]),
+        addressing_style=dict(type="str", choices=["auto", "path", "virtual"], default="auto"),
+        storage_class=dict(type="str"),
+        server_side_encryption=dict(type="str", choices=["AES256", "aws:kms"], aliases=["encryption_mode"]),
+        sse_kms_key_id=dict(type="str", aliases=["encryption_kms_key_id"]),
+        access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key"]),
+        secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key", "aws_secret_key"]),
+        session_token=dict(type="str", no_log=True, aliases=["aws_session_token"]),
+        checksum_mode=dict(type="str", choices=["when_supported", "when_required"], default="when_supported"),
+        object_lock_mode=dict(type="str", choices=["GOVERNANCE", "COMPLIANCE"]),
+        object_lock_days=dict(type="int"),
+        part_size_mb=dict(type="int", default=16),
+    )
+
+
+def offsite_source_argument_spec():
+    """Option ``offsite`` of doc fragment lifeboat.backup.offsite.source: read a backup from the bucket."""
+    options = offsite_argument_spec()
+    options["host"] = dict(type="str")
+    return dict(offsite=dict(type="dict", options=options))
+
+
+def offsite_of(params):
+    """The offsite section of the engine's configuration from module parameters (validated like lifeboat.yml)."""
+    names = set(offsite_argument_spec())
+    return validate_section(dict((k, v) for k, v in params.items() if k in names and v is not None), OFFSITE_FIELDS, "offsite")
 
 
 def connection_of(params, prefix=""):

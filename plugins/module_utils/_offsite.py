@@ -278,7 +278,7 @@ def _push(config, section, remote, loc, entry, check_mode):
     }
     if check_mode or not result["changed"]:
         return result
-    for key, upload_id in remote.uploads(loc.prefix(entry.id)):
+    for key, upload_id, _ in remote.uploads(loc.prefix(entry.id)):
         remote.abort(key, upload_id)  # left by a push that died; a retry starts clean
     if remote_raw is not None:
         # A damaged remote copy: it stops being a backup before it is repaired.

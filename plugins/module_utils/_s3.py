@@ -173,9 +173,9 @@ class Remote:
         return size, digest.hexdigest()
 
     def uploads(self, prefix):
-        """Open multipart uploads under ``prefix``: [(key, upload id)]."""
+        """Open multipart uploads under ``prefix``: [(key, upload id, initiated)]."""
         page = self._call("list multipart uploads under", prefix, "list_multipart_uploads", Prefix=prefix)
-        return [(u["Key"], u["UploadId"]) for u in page.get("Uploads") or []]
+        return [(u["Key"], u["UploadId"], u.get("Initiated")) for u in page.get("Uploads") or []]
 
     def abort(self, key, upload_id):
         self._call("abort the multipart upload of", key, "abort_multipart_upload", Key=key, UploadId=upload_id)

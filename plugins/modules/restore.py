@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - lifeboat.backup.connection
   - lifeboat.backup.storage
   - lifeboat.backup.selection
+  - lifeboat.backup.offsite.source
 attributes:
   check_mode:
     support: full
@@ -74,7 +75,8 @@ options:
     default: false
   tmp_dir:
     description:
-      - Directory for the decrypted temporary archive when O(jobs) is more than 1. Default is the system's.
+      - Directory for the decrypted temporary archive when O(jobs) is more than 1, and for a backup read from
+        O(offsite). Default is the system's.
     type: path
 seealso:
   - module: lifeboat.backup.verify
@@ -105,6 +107,17 @@ EXAMPLES = r"""
     clean: true
     tables: [public.tickets]
     identity_file: /run/lifeboat/identity.txt
+
+- name: Restore db1's newest full backup straight from the bucket on a recovery host
+  lifeboat.backup.restore:
+    profile: full
+    db: shop_recovered
+    identity_file: /run/lifeboat/identity.txt
+    tmp_dir: /srv/recovery/tmp
+    offsite:
+      bucket: acme-db-backups
+      region: eu-central-1
+      host: db1.example.internal
 """
 
 RETURN = r"""
@@ -140,10 +153,12 @@ restore:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
     build_config,
     connection_argument_spec,
+    offsite_of,
+    offsite_source_argument_spec,
     run,
     selection_argument_spec,
     storage_argument_spec,
@@ -164,21 +179,30 @@ def main():
         no_owner=dict(type="bool", default=False),
         tmp_dir=dict(type="path"),
     )
+    argument_spec.update(offsite_source_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=[("path", "profile"), ("path", "backup_id")],
+        mutually_exclusive=[("path", "profile"), ("path", "backup_id"), ("path", "offsite")],
         required_one_of=[("path", "profile")],
     )
     params = module.params
 
     def action():
         config = build_config(params)
-        entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
+        remote = params["offsite"]
         options = _restore.Options(
             params["db"], create=params["create"], clean=params["clean"], tables=params["tables"], jobs=params["jobs"],
             globals=params["globals"], no_owner=params["no_owner"], identity_file=params["identity_file"], tmp_dir=params["tmp_dir"],
         )
+        if remote:  # the manifest is enough for the plan; a real run downloads the backup first
+            config["offsite"] = offsite_of(remote)
+            entry = _offsite.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
+            if module.check_mode:
+                return {"changed": True, "restore": _restore.plan(config, entry, options)}
+            with _offsite.pulled(config, params["profile"], entry.id, remote["host"], params["tmp_dir"]) as pulled:
+                return {"changed": True, "restore": _restore.restore(config, pulled, options)}
+        entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
         if module.check_mode:
             return {"changed": True, "restore": _restore.plan(config, entry, options)}
         return {"changed": True, "restore": _restore.restore(config, entry, options)}

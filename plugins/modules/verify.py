@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - lifeboat.backup.connection
   - lifeboat.backup.storage
   - lifeboat.backup.selection
+  - lifeboat.backup.offsite.source
 attributes:
   check_mode:
     support: full
@@ -58,6 +59,11 @@ options:
     description:
       - Socket directory of the scratch server. Default is O(login_unix_socket).
     type: str
+  tmp_dir:
+    description:
+      - Where a backup read from O(offsite) is downloaded to before it is verified. Default is the system's
+        temporary directory.
+    type: path
 notes:
   - Never reports C(changed); fails when the backup does not pass.
 seealso:
@@ -75,6 +81,17 @@ EXAMPLES = r"""
     login_user: postgres
     login_password: "{{ vault_postgres_password }}"
 
+- name: Prove the offsite copy of db1's newest full backup restorable, from a recovery host
+  lifeboat.backup.verify:
+    profile: full
+    level: restore
+    identity_file: /run/lifeboat/identity.txt
+    offsite:
+      bucket: acme-db-backups
+      region: eu-central-1
+      host: db1.example.internal
+    login_user: postgres
+
 - name: Check one backup's checksums
   lifeboat.backup.verify:
     path: /var/backups/lifeboat/payments/20261122T020000Z
@@ -91,7 +108,7 @@ verification:
       description: Backup id.
       type: str
     path:
-      description: Backup directory.
+      description: Backup directory, or its C(s3://) address when read from O(offsite).
       type: str
     level:
       description: Level reached.
@@ -111,12 +128,14 @@ verification:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._config import CONNECTION_FIELDS, validate_section
 from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
     build_config,
     connection_argument_spec,
     connection_of,
+    offsite_of,
+    offsite_source_argument_spec,
     run,
     selection_argument_spec,
     storage_argument_spec,
@@ -134,22 +153,33 @@ def main():
         scratch_login_user=dict(type="str"),
         scratch_login_password=dict(type="str", no_log=True),
         scratch_login_unix_socket=dict(type="str"),
+        tmp_dir=dict(type="path"),
     )
+    argument_spec.update(offsite_source_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=[("path", "profile"), ("path", "backup_id")],
+        mutually_exclusive=[("path", "profile"), ("path", "backup_id"), ("path", "offsite")],
         required_one_of=[("path", "profile")],
     )
     params = module.params
 
     def action():
         config = build_config(params)
-        entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
+        remote = params["offsite"]
+        if remote:
+            config["offsite"] = offsite_of(remote)
+            entry = _offsite.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
+        else:
+            entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
         if module.check_mode:
             return {"changed": False, "verification": {"id": entry.id, "path": entry.path, "level": params["level"], "verified": False}}
         scratch = validate_section(dict(config["connection"], **connection_of(params, "scratch_")), CONNECTION_FIELDS, "scratch")
-        result = _verify.verify(config, entry, params["level"], identity_file=params["identity_file"], scratch=scratch)
+        if remote:
+            result = _offsite.verify_remote(config, params["profile"], entry.id, remote["host"], params["level"],
+                                            identity_file=params["identity_file"], scratch=scratch, tmp_dir=params["tmp_dir"])
+        else:
+            result = _verify.verify(config, entry, params["level"], identity_file=params["identity_file"], scratch=scratch)
         return {"changed": False, "verification": result}
 
     run(module, action)
