@@ -19,9 +19,9 @@ import os
 import sys
 import time
 
-from . import _audit, _catalog, _dump, _notify, _pg, _prune, _restore, _retention, _verify
+from . import _audit, _catalog, _dump, _notify, _offsite, _offsite_prune, _pg, _prune, _restore, _retention, _verify
 from ._config import DEFAULT_CONFIG_PATH, get_profile, load_config_file
-from ._errors import LifeboatError, VerifyError
+from ._errors import ConfigError, LifeboatError, VerifyError
 
 # Steps of ``lifeboat run`` between the verified backup and the local prune (offsite push belongs here):
 # f(config, profile, args, report) -> summary line. A step is named by its ``step_name`` attribute, or by
@@ -61,7 +61,19 @@ def _entry(config, args):
     return _catalog.resolve(config["backup_root"], getattr(args, "profile", None), getattr(args, "id", None), getattr(args, "path", None))
 
 
+def _remote(args):
+    """--remote reads the backup from the profile's offsite bucket; it needs --profile."""
+    if getattr(args, "remote", False) and not args.profile:
+        raise ConfigError("--remote needs --profile (and optionally --id and --host)")
+    return getattr(args, "remote", False)
+
+
 def cmd_verify(config, args):
+    if _remote(args):
+        result = _offsite.verify_remote(config, args.profile, args.id, args.host, args.level, identity_file=args.identity,
+                                        tmp_dir=args.tmp_dir, via="cli")
+        return result, "offsite copy %s (%s) passed %s verification in %.1fs" % (
+            result["id"], result["path"], result["level"], result["duration_seconds"])
     result = _verify.verify(config, _entry(config, args), args.level, identity_file=args.identity, via="cli")
     return result, "backup %s passed %s verification in %.1fs" % (result["id"], result["level"], result["duration_seconds"])
 
@@ -70,14 +82,18 @@ def cmd_restore(config, args):
     options = _restore.Options(args.target, create=not args.no_create, clean=args.clean, tables=args.table,
                                jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
                                identity_file=args.identity, tmp_dir=args.tmp_dir)
-    entry = _entry(config, args)
+    entry = _offsite.remote_entry(config, args.profile, args.id, args.host) if _remote(args) else _entry(config, args)
     if args.dry_run:
         plan = _restore.plan(config, entry, options)
         text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
             plan["backup_id"], plan["consistent_at"], plan["source_database"], plan["target"], plan["action"],
             plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
         return plan, text
-    result = _restore.restore(config, entry, options, via="cli")
+    if _remote(args):  # the manifest was enough for a plan; a restore needs the artifacts on disk
+        with _offsite.pulled(config, args.profile, entry.id, args.host, args.tmp_dir, via="cli") as pulled:
+            result = _restore.restore(config, pulled, options, via="cli")
+    else:
+        result = _restore.restore(config, entry, options, via="cli")
     return result, "restored backup %s into %s in %.1fs" % (result["backup_id"], result["target"], result["timings"]["total_seconds"])
 
 
@@ -103,8 +119,8 @@ def _prune_lines(result):
         result["profile"], _retention.describe(result["policy"]), verb, len(result["deleted"]), len(result["backups"]),
         _size(result["freed_bytes"]), len(result["kept"]))]
     for backup in result["backups"]:
-        rules = ", ".join(backup["rules"]) or "-"
-        lines.append("  %-6s  %-22s %s  %-10s  %s" % (backup["action"], backup["id"], backup["time"], backup["verification"], rules))
+        lines.append("  %-6s  %-22s %s  %-10s  %s" % (backup["action"], backup["id"], backup["time"], backup["verification"],
+                                                     ", ".join(backup["rules"]) or "-"))
     lines += ["  %-6s  %s  (leftover of a dead run)" % ("remove", name) for name in result["leftovers_removed"]]
     lines += ["  %-6s  %s  %s" % ("skip", item["id"], item["reason"]) for item in result["skipped"]]
     lines += ["warning: %s" % warning for warning in result["warnings"]]
@@ -125,6 +141,75 @@ def _step_prune(config, profile, args, report):
         return "prune skipped: profile %s has no retention policy" % profile
     report["prune"] = _prune.prune(config, profile, policy, via="cron")
     return _prune_lines(report["prune"])[0]
+
+
+def _push_line(result):
+    if not result["changed"]:
+        return "backup %s of profile %s is already offsite at %s" % (result["id"], result["profile"], result["location"])
+    verb = "would push" if result.get("check_mode") else "pushed"
+    return "%s backup %s of profile %s to %s: %d objects, %s in %.1fs" % (
+        verb, result["id"], result["profile"], result["location"], len(result["uploaded"]), _size(result["uploaded_bytes"]),
+        result["duration_seconds"])
+
+
+def cmd_push(config, args):
+    if args.all and not args.profile:
+        raise ConfigError("--all needs --profile")
+    entries = _offsite.missing(config, args.profile) if args.all else [_entry(config, args)]
+    results = []
+    for entry in entries:
+        results.append(_offsite.push(config, entry, via="cli", check_mode=args.dry_run))
+        results[-1]["check_mode"] = args.dry_run
+    text = "\n".join(_push_line(r) for r in results) or "every backup of profile %s is already offsite" % args.profile
+    return {"pushed": results, "changed": any(r["changed"] for r in results)}, text
+
+
+def cmd_pull(config, args):
+    result = _offsite.pull(config, args.profile, args.id, args.host, args.dest, via="cli", check_mode=args.dry_run)
+    if not result["changed"]:
+        return result, "backup %s of profile %s is already in %s" % (result["id"], args.profile, result["path"])
+    return result, "%s backup %s of profile %s (%s) from %s into %s" % (
+        "would pull" if args.dry_run else "pulled", result["id"], args.profile, _size(result["bytes"]), result["source"], result["path"])
+
+
+def cmd_remote_list(config, args):
+    result = _offsite.listing(config, args.profile, args.host)
+    lines = ["%s: %d backups in %s" % (args.profile, len(result["backups"]), result["location"])]
+    for backup in result["backups"]:
+        lines.append("  %-22s %-11s %10s  %s" % (backup["id"], backup["status"], _size(backup["bytes"]),
+                                                 backup.get("time") or backup.get("error", "")))
+    return result, "\n".join(lines)
+
+
+def cmd_remote_prune(config, args):
+    policy = _offsite_prune.policy_for(config, args.profile)
+    result = _offsite_prune.prune(config, args.profile, policy, host=args.host, check_mode=args.dry_run, via="cli")
+    return result, "\n".join(["offsite " + _prune_lines(result)[0]] + _prune_lines(result)[1:])
+
+
+def _step_push(config, profile, args, report):
+    """After the verified backup: push it offsite, with any earlier ones a failed push left behind."""
+    if not _offsite.enabled(config, profile):
+        report["offsite"] = None
+        return None
+    report["offsite"] = [_offsite.push(config, entry, via="cron") for entry in _offsite.pending(config, profile)]
+    return "\n".join(_push_line(r) for r in report["offsite"])
+
+
+def _step_prune_remote(config, profile, args, report):
+    """After the local prune: the same retention in the bucket (offsite.retention, else the profile's)."""
+    if not _offsite.enabled(config, profile):
+        report["prune_remote"] = None
+        return None
+    policy = _offsite_prune.policy_for(config, profile)
+    if not policy:
+        report["prune_remote"] = None
+        return "offsite prune skipped: profile %s has no retention policy" % profile
+    report["prune_remote"] = _offsite_prune.prune(config, profile, policy, via="cron")
+    return "offsite " + _prune_lines(report["prune_remote"])[0]
+
+
+RUN_STEPS.append(_step_push)
 
 
 def _step_name(func):
@@ -148,7 +233,7 @@ def cmd_run(config, args):
         report["backup"] = result
         report["steps"].update(backup=result["duration_seconds"], verify=result["verification"]["duration_seconds"])
         lines.append(_backup_line(result))
-        for func in RUN_STEPS + [_step_prune]:
+        for func in RUN_STEPS + [_step_prune, _step_prune_remote]:
             step, began = _step_name(func), time.time()
             lines.append(func(config, args.profile, args, report))
             report["steps"][step] = round(time.time() - began, 3)
@@ -224,6 +309,8 @@ def parser():
         group.add_argument("--path", help="a backup directory")
         p.add_argument("--id", help="backup id within the profile (default: newest)")
         p.add_argument("--identity", help="age identity file to decrypt with")
+        p.add_argument("--remote", action="store_true", help="read the backup from the offsite bucket (downloaded and checked first)")
+        p.add_argument("--host", help="with --remote: host whose backups to read (default: this host)")
 
     p = command("backup", cmd_backup, "take a backup of one profile")
     p.add_argument("--profile", required=True)
@@ -233,6 +320,7 @@ def parser():
     p = command("verify", cmd_verify, "verify a backup")
     which_backup(p)
     p.add_argument("--level", choices=_verify.LEVELS, default="archive")
+    p.add_argument("--tmp-dir", help="where a backup read with --remote is downloaded to")
 
     p = command("restore", cmd_restore, "restore a backup")
     which_backup(p)
@@ -253,18 +341,36 @@ def parser():
     p.add_argument("--profile", required=True)
     p.add_argument("--dry-run", action="store_true", help="print each backup, kept or deleted, and the rule; delete nothing")
 
+    p = command("push", cmd_push, "copy a backup to the offsite bucket (artifacts first, manifest last)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
+    group.add_argument("--path", help="a backup directory")
+    p.add_argument("--id", help="backup id within the profile (default: newest)")
+    p.add_argument("--all", action="store_true", help="every complete backup of the profile that is not offsite yet")
+    p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, upload nothing")
+
+    p = command("pull", cmd_pull, "download a backup from the offsite bucket and check it against its manifest")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--id", help="backup id (default: the newest in the bucket)")
+    p.add_argument("--host", help="host whose backups to pull (default: this host)")
+    p.add_argument("--dest", help="backup root to pull into (default: backup_root); lands in DEST/PROFILE/ID")
+    p.add_argument("--dry-run", action="store_true", help="show what would be downloaded, write nothing")
+
+    p = command("remote-list", cmd_remote_list, "list the backups of a profile in the offsite bucket")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--host", help="host whose backups to list (default: this host)")
+
+    p = command("remote-prune", cmd_remote_prune, "apply the retention policy to the offsite bucket")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--host", help="host whose backups to prune (default: this host)")
+    p.add_argument("--dry-run", action="store_true", help="print each backup, kept or deleted, and the rule; delete nothing")
+
     p = command("run", cmd_run, "the scheduled run of a profile: backup, verify, follow-ups, prune, notifications")
     p.add_argument("--profile", required=True)
 
     p = command("check-config", cmd_check_config, "validate the configuration file")
     p.add_argument("--connect", action="store_true", help="also connect to the server and check pg_dump is not older than it")
     return top
-
-
-def _out(text):
-    """stdout, flushed at once so cron logs keep lines in order (sanity forbids print in module_utils)."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def main(argv=None):
@@ -276,14 +382,14 @@ def main(argv=None):
     except LifeboatError as exc:
         message = " ".join(str(exc).split())
         if args.json:
-            _out(json.dumps({"ok": False, "command": args.command, "kind": exc.kind, "error": message}))
+            print(json.dumps({"ok": False, "command": args.command, "kind": exc.kind, "error": message}), flush=True)
         sys.stderr.write("lifeboat: %s\n" % message)
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("lifeboat: interrupted\n")
         return 130
     if args.json:
-        _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
+        print(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str), flush=True)
     else:
-        _out(text)
+        print(text, flush=True)
     return 0
