@@ -72,8 +72,8 @@ def update(metrics_dir, profile, database, values=None, increment=()):
     current.update(values or {})
     for name in increment:
         current[name] = current.get(name, 0) + 1
-    for name, (kind, _) in REGISTRY.items():
-        if kind == "counter":
+    for name, family in REGISTRY.items():
+        if family[0] == "counter":
             current.setdefault(name, 0)
     labels = 'profile="%s",database="%s"' % (_escape(profile), _escape(database))
     lines = []

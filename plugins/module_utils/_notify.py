@@ -35,7 +35,7 @@ from ._version import ENGINE_VERSION
 
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
-from urllib.request import Request, urlopen
+from urllib.request import Request, build_opener
 
 MAX_TEXT = 1900  # Discord rejects content over 2000 characters
 MAX_ERROR = 1000
@@ -100,7 +100,7 @@ class Delivery(threading.Thread):
         request = Request(self.url, data=self.body, method="POST", headers={  # noqa: S310 - scheme checked above
             "Content-Type": self.content_type, "User-Agent": "lifeboat/%s" % ENGINE_VERSION})
         try:
-            with urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - scheme checked above
+            with build_opener().open(request, timeout=self.timeout) as response:  # honours http(s)_proxy like curl
                 self.status = response.status
                 response.read(65536)
         except HTTPError as exc:
@@ -190,9 +190,9 @@ class Notifier:
                               error=redact(failure["error"], self.secrets), via="cron",
                               detail="%s delivery (%s) failed" % (failure["target"], failure["event"]))
             if database:
-                for _ in failures:
-                    _metrics.update(self.config["metrics_dir"], self.profile, database,
-                                    increment=["lifeboat_notify_failures_total"])
+                name = "lifeboat_notify_failures_total"
+                previous = _metrics.read(self.config["metrics_dir"], self.profile).get(name, 0)
+                _metrics.update(self.config["metrics_dir"], self.profile, database, values={name: previous + len(failures)})
         except (LifeboatError, OSError):
             pass  # the log is on a full or read-only disk: the run's own result still stands
 

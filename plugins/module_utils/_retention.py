@@ -49,7 +49,7 @@ def _day(moment):
 
 
 def _week(moment):
-    year, week, _ = moment.isocalendar()
+    year, week = moment.isocalendar()[:2]
     return "%04d-W%02d" % (year, week)
 
 

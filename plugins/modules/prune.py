@@ -25,7 +25,7 @@ description:
   - Removes leftover C(.partial) directories of dead runs once nothing in them changed for a day, and reports them.
   - Writes one line to the audit log and updates the profile's metrics (C(lifeboat_prune_*)).
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.storage
 attributes:
@@ -34,6 +34,7 @@ attributes:
     description: Returns the plan (each backup, kept or deleted, and the rules that keep it); deletes nothing.
   diff_mode:
     support: none
+    description: The plan in RV(prune.backups) shows what changes; no diff is produced.
 options:
   profile:
     description:
