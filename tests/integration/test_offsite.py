@@ -154,3 +154,132 @@ def test_server_killed_during_multipart_upload_then_retry(engine, pg, s3, make_c
     results = [line["result"] for line in _audit(config["backup_root"]) if line["action"] == "push"]
     assert results == ["failed", "ok", "ok"]
     assert _metrics(config["backup_root"], "big")["lifeboat_offsite_failures_total"] == 1
+
+
+def _cli_config(pg, age_key, backup_root, s3, bucket, profiles, **offsite):
+    return {
+        "connection": pg.connection(),
+        "backup_root": backup_root,
+        "host": HOST,
+        "encryption": {"mode": "age", "recipients": [age_key[1]]},
+        "profiles": profiles,
+        "offsite": s3.target(bucket, **offsite),
+    }
+
+
+def test_damaged_remote_copy_fails_verify_naming_the_object_and_push_repairs_it(cli, pg, shop_db, age_key, backup_root, s3, bucket):
+    config = _cli_config(pg, age_key, backup_root, s3, bucket, {"shop": {"db": shop_db}})
+    cli(config, "backup", "--profile", "shop", check=0)
+    pushed = json.loads(cli(config, "--json", "push", "--profile", "shop", check=0).stdout)["pushed"][0]
+    database, globals_ = pushed["uploaded"][:2]
+    key = "%s%s" % (_prefix("shop", pushed["id"]), database)
+    client = s3.client()
+    body = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0x01  # one flipped bit, same size: only the SHA-256 can tell
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+
+    failed = cli(config, "verify", "--profile", "shop", "--remote", "--level", "checksum", check=6)
+    assert "s3://%s/%s" % (bucket, key) in failed.stderr and "corrupted" in failed.stderr, failed.stderr
+    assert not os.path.exists(os.path.join(backup_root, "shop", pushed["id"] + ".partial"))
+
+    repaired = json.loads(cli(config, "--json", "push", "--profile", "shop", check=0).stdout)["pushed"][0]
+    assert repaired["changed"] and repaired["uploaded"] == [database, "manifest.json"]
+    ok = cli(config, "verify", "--profile", "shop", "--remote", "--level", "archive", "--identity", age_key[0], check=0)
+    assert "offsite copy %s" % pushed["id"] in ok.stdout
+
+    client.delete_object(Bucket=bucket, Key=_prefix("shop", pushed["id"]) + globals_)
+    missing = cli(config, "verify", "--profile", "shop", "--remote", "--level", "checksum", check=6)
+    assert "artifact %s is missing (s3://%s/%s%s)" % (globals_, bucket, _prefix("shop", pushed["id"]), globals_) in missing.stderr
+    failures = [line for line in _audit(backup_root) if line["action"] == "verify" and line["result"] == "failed"]
+    assert len(failures) == 2 and all(line["detail"] == "offsite" for line in failures)
+
+
+def test_wrong_credentials_and_missing_bucket_are_one_clear_error(cli, pg, shop_db, age_key, backup_root, s3, bucket):
+    config = _cli_config(pg, age_key, backup_root, s3, bucket, {"shop": {"db": shop_db}})
+    cli(config, "backup", "--profile", "shop", check=0)
+    wrong = "not-the-secret-%s" % uuid.uuid4().hex
+    refused = cli(dict(config, offsite=s3.target(bucket, secret_key=wrong)), "push", "--profile", "shop", check=9)
+    assert "credentials were rejected" in refused.stderr and "SignatureDoesNotMatch" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    unknown = cli(dict(config, offsite=s3.target(bucket, access_key="nobody")), "pull", "--profile", "shop", check=9)
+    assert "credentials were rejected" in unknown.stderr, unknown.stderr
+    absent = cli(dict(config, offsite=s3.target("no-such-bucket")), "push", "--profile", "shop", check=9)
+    assert "bucket no-such-bucket does not exist at %s" % s3.endpoint in absent.stderr, absent.stderr
+    assert s3.keys(bucket) == []
+    with open(os.path.join(backup_root, ".log", "audit.jsonl")) as handle:
+        audit = handle.read()
+    assert wrong not in audit and SECRET_KEY not in audit
+    assert _metrics(backup_root, "shop")["lifeboat_offsite_failures_total"] == 2
+
+
+def _backups(engine, config, profile, count):
+    entries = []
+    for _ in range(count):
+        entries.append(engine.catalog.resolve(path=engine.dump.backup(config, profile)["path"]))
+    return entries
+
+
+def test_remote_prune_plan_in_check_mode_then_prune_and_object_lock(engine, cli, pg, shop_db, age_key, backup_root, s3, bucket):
+    s3.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    profiles = {"shop": {"db": shop_db, "tables": ["users"], "globals": False, "retention": {"keep_last": 5},
+                         "offsite": {"retention": {"keep_last": 2}}}}
+    config = _cli_config(pg, age_key, backup_root, s3, bucket, profiles)
+    entries = _backups(engine, engine.config.validate_config(config), "shop", 3)
+    pushed = json.loads(cli(config, "--json", "push", "--profile", "shop", "--all", check=0).stdout)["pushed"]
+    assert [p["id"] for p in pushed] == [e.id for e in entries]
+    before = s3.keys(bucket)
+
+    plan = cli(config, "remote-prune", "--profile", "shop", "--dry-run", check=0)
+    assert "would delete 1 of 3 backups" in plan.stdout and "keep_last=2" in plan.stdout, plan.stdout
+    assert s3.keys(bucket) == before
+    listed = json.loads(cli(config, "--json", "remote-list", "--profile", "shop", check=0).stdout)
+    assert [b["id"] for b in listed["backups"]] == [e.id for e in entries]
+
+    cli(config, "remote-prune", "--profile", "shop", check=0)
+    oldest = _prefix("shop", entries[0].id)
+    assert not [k for k in s3.keys(bucket) if k.startswith(oldest)]
+    versions = s3.client().list_object_versions(Bucket=bucket, Prefix=oldest)
+    assert not versions.get("Versions") and not versions.get("DeleteMarkers"), "old versions left behind"
+    assert len(os.listdir(os.path.join(backup_root, "shop"))) >= 3, "remote prune touched local backups"
+    line = [a for a in _audit(backup_root) if a["action"] == "remote_prune"][-1]
+    assert line["deleted"] == [entries[0].id] and line["kept"] == 2
+
+    # Object Lock: every object keeps its retention; prune reports the locked backups once each and exits 0.
+    locked_bucket = s3.bucket(object_lock=True)
+    locked = dict(config, offsite=s3.target(locked_bucket, object_lock_mode="GOVERNANCE", object_lock_days=1))
+    cli(locked, "push", "--profile", "shop", "--all", check=0)
+    key = _prefix("shop", entries[0].id) + "manifest.json"
+    head = s3.client().head_object(Bucket=locked_bucket, Key=key)
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"].timestamp() > entries[0].time + 80000
+    pruned = cli(locked, "--json", "remote-prune", "--profile", "shop", check=0)
+    result = json.loads(pruned.stdout)
+    assert result["deleted"] == [] and [s["id"] for s in result["skipped"]] == [entries[0].id]
+    assert "under Object Lock until" in result["skipped"][0]["reason"]
+    assert len([k for k in s3.keys(locked_bucket) if k.endswith("manifest.json")]) == 3
+
+
+def test_scheduled_run_backs_up_verifies_pushes_and_prunes_both_sides(cli, pg, shop_db, age_key, backup_root, s3, bucket):
+    profiles = {"shop": {"db": shop_db, "retention": {"keep_last": 1}}}
+    config = _cli_config(pg, age_key, backup_root, s3, bucket, profiles)
+    first = json.loads(cli(config, "--json", "run", "--profile", "shop", check=0).stdout)
+    second = json.loads(cli(config, "--json", "run", "--profile", "shop", check=0).stdout)
+    assert [p["id"] for p in second["offsite"]] == [second["backup"]["id"]]
+    assert set(second["steps"]) == {"backup", "verify", "push", "prune", "prune_remote"}
+    assert second["prune"]["deleted"] == [first["backup"]["id"]]
+    assert second["prune_remote"]["deleted"] == [first["backup"]["id"]]
+    assert [n for n in os.listdir(os.path.join(backup_root, "shop")) if not n.startswith(".")] == [second["backup"]["id"]]
+    remote_ids = sorted({k.split("/")[3] for k in s3.keys(bucket)})
+    assert remote_ids == [second["backup"]["id"]]
+    audit = _audit(backup_root)
+    last_run = [a["action"] for a in audit[[a["action"] for a in audit].index("run") + 1:]]
+    assert last_run == ["backup", "verify", "push", "prune", "remote_prune", "run"]
+    metrics = _metrics(backup_root, "shop")
+    assert metrics["lifeboat_offsite_failures_total"] == 0
+    assert metrics["lifeboat_offsite_last_success_timestamp_seconds"] >= second["started"]
+
+    # Restore straight from the bucket, as a recovery host would (dry run first: it needs only the manifest).
+    target = shop_db + "_remote"
+    plan = cli(config, "restore", "--profile", "shop", "--remote", "--target", target, "--identity", age_key[0], "--dry-run", check=0)
+    assert "would restore backup %s" % second["backup"]["id"] in plan.stdout
+    cli(config, "restore", "--profile", "shop", "--remote", "--target", target, "--identity", age_key[0], check=0)
+    assert pg.psql("SELECT count(*) FROM payments", db=target) == pg.psql("SELECT count(*) FROM payments", db=shop_db)
