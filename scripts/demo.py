@@ -80,8 +80,8 @@ def run(argv, env=None, capture=False):
                           stderr=subprocess.PIPE if capture else None)
     if proc.returncode != 0:
         detail = (proc.stderr or "").strip() if capture else "see the output above"
-        raise DemoError("%s failed (exit %d): %s" % (os.path.basename(argv[0]) if argv[0] != sys.executable else argv[1],
-                                                      proc.returncode, detail))
+        program = os.path.basename(argv[1] if argv[0] == sys.executable else argv[0])
+        raise DemoError("%s failed (exit %d): %s" % (program, proc.returncode, detail))
     return proc.stdout
 
 
@@ -197,7 +197,7 @@ def summary(cluster, catalog, restored, playbook_seconds, total_seconds):
     print("%-15s %-22s %10s %10s" % ("profile", "table", "source", "restored"))
     for name in PROFILES:
         for table in restored[name]["tables"]:
-            schema, _, relname = table["table"].partition(".")
+            schema, relname = table["table"].split(".", 1)
             source = int(cluster.psql('SELECT count(*) FROM "%s"."%s"' % (schema, relname), db=DB))
             mark = "" if source == table["rows"] else "  (differs: rows were written after the dump)"
             print("%-15s %-22s %10d %10d%s" % (name, table["table"], source, table["rows"], mark))

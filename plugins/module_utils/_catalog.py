@@ -78,7 +78,7 @@ class Entry:
 
 def _du(path):
     total = 0
-    for base, _, files in os.walk(path):
+    for base, _dirs, files in os.walk(path):
         for name in files:
             try:
                 total += os.lstat(os.path.join(base, name)).st_size

@@ -109,7 +109,7 @@ def plan(config, entry, options):
     if options.jobs < 1:
         raise ConfigError("jobs: must be at least 1, got %d" % options.jobs)
     tables = _select_tables(manifest, options.tables)
-    db_item, _ = _artifact(entry, "database")
+    db_item = _artifact(entry, "database")[0]
     if db_item["encryption"] == "age":
         _codec.check_identity(options.identity_file, db_item["name"])
     if options.globals and _manifest.artifact(manifest, "globals") is None:
@@ -248,7 +248,7 @@ def restore_archive(entry, options, session, pg_restore):
     One job streams the archive in a single transaction once its checksum is
     confirmed; several jobs need a seekable file, decrypted (and hashed) first.
     """
-    item, _ = _artifact(entry, "database")
+    item = _artifact(entry, "database")[0]
     tables = _select_tables(entry.manifest, options.tables)
     argv = [pg_restore, "--dbname=" + _pg.dbname_arg(options.target_db), "--exit-on-error", "--no-password"]
     if options.clean and not options.create:
@@ -269,7 +269,7 @@ def restore_archive(entry, options, session, pg_restore):
             timings["decrypt_seconds"] = round(time.time() - started, 3)
         if tables or _toc.is_partial(entry.manifest):
             listing = _artifacts.listing(entry, item, options.identity_file, pg_restore, workdir, env, archive)
-            chosen, _ = _toc.choose(listing, entry.manifest, tables, into_existing=not options.create)
+            chosen = _toc.choose(listing, entry.manifest, tables, into_existing=not options.create)[0]
             argv.append("--use-list=%s" % _write_list(workdir, chosen))
         started = time.time()
         if archive:
@@ -295,7 +295,7 @@ def _write_list(workdir, lines):
 
 def restore_globals(config, entry, options, session):
     """Roles and tablespaces first; ones that already exist are kept, not recreated."""
-    item, _ = _artifact(entry, "globals")
+    item = _artifact(entry, "globals")[0]
     psql = _pg.find_binary("psql", config["connection"])[0]
     handle = session.connect(db=session.connection["maintenance_db"])
     try:

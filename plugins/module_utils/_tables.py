@@ -106,8 +106,8 @@ def select(handle, profile):
     for oid, name in included:
         if oid not in by_oid:
             raise ConfigError("tables: %r in database %s is not a table (views and system tables hold no rows of their own)" % (name, db))
-    wanted = _with_descendants(handle, [oid for oid, _ in included]) if included else set(by_oid)
-    wanted -= _with_descendants(handle, [oid for oid, _ in excluded])
+    wanted = _with_descendants(handle, [pair[0] for pair in included]) if included else set(by_oid)
+    wanted -= _with_descendants(handle, [pair[0] for pair in excluded])
     data_tables = [t for t in all_tables if t.oid in wanted]
     if len([t for t in data_tables if t.kind == "r"]) < profile["min_tables"]:
         raise ConfigError(

@@ -17,7 +17,7 @@ description:
   - Only directories with a valid manifest count as backups; others are reported as C(incomplete), C(damaged) or
     C(in_progress).
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.storage
 attributes:
@@ -26,6 +26,7 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Read-only.
 options:
   profile:
     description:

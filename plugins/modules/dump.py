@@ -20,7 +20,7 @@ description:
     directory and leaves earlier backups untouched.
   - Records an audit log line and Prometheus textfile metrics.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.connection
   - lifeboat.backup.storage
@@ -30,6 +30,7 @@ attributes:
     description: Connects and resolves the tables that would be dumped; writes nothing.
   diff_mode:
     support: none
+    description: A backup is new files; there is nothing to diff.
 options:
   db:
     description:

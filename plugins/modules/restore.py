@@ -18,7 +18,7 @@ description:
   - One job streams C(age -d | zstd -d | pg_restore) in a single transaction; several jobs decrypt once into a
     private temporary file, which is removed afterwards.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.connection
   - lifeboat.backup.storage
@@ -30,6 +30,7 @@ attributes:
     description: Returns the plan (target state, tables, sizes, method) without touching anything.
   diff_mode:
     support: none
+    description: Check mode returns the plan instead of a diff.
 options:
   db:
     description:

@@ -20,7 +20,7 @@ description:
   - A truncated, bit-flipped or undecryptable artifact fails every level; the message names the artifact and the check.
   - The result is recorded in the backup's C(verification.json), the audit log and the metrics.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.connection
   - lifeboat.backup.storage
@@ -32,6 +32,7 @@ attributes:
     description: Names the backup and the checks that would run; reads and writes nothing else.
   diff_mode:
     support: none
+    description: Verification changes nothing.
 options:
   level:
     description:

@@ -23,7 +23,8 @@ def installed(tmp_path_factory):
     galaxy("collection", "build", "--output-path", str(base))
     (tarball,) = base.glob("lifeboat-backup-*.tar.gz")
     collections = base / "collections"
-    galaxy("collection", "install", str(tarball), "-p", str(collections))
+    # --force: a copy installed elsewhere (e.g. by molecule in ~/.ansible/collections) must not make this a no-op
+    galaxy("collection", "install", "--force", str(tarball), "-p", str(collections))
     return tarball, collections
 
 
@@ -34,7 +35,7 @@ def only_installed_copy(collections, **extra):
 
 
 def test_tarball_holds_the_collection_and_no_development_files(installed):
-    tarball, _ = installed
+    tarball = installed[0]
     with tarfile.open(str(tarball)) as archive:
         names = set(archive.getnames())
     for expected in ("MANIFEST.json", "README.md", "CHANGELOG.md", "meta/runtime.yml", "bin/lifeboat",
@@ -53,7 +54,7 @@ def test_tarball_holds_the_collection_and_no_development_files(installed):
 
 
 def test_installed_modules_run_and_document_themselves(installed, pg, shop_db, tmp_path):
-    _, collections = installed
+    collections = installed[1]
     root = collections / "ansible_collections" / "lifeboat" / "backup"
     doc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "--json", "lifeboat.backup.dump"], capture_output=True, text=True,
                          env=only_installed_copy(collections), timeout=120, check=False)
@@ -73,7 +74,7 @@ def test_installed_modules_run_and_document_themselves(installed, pg, shop_db, t
 
 
 def test_installed_playbook_runs_by_its_collection_name(installed, pg, shop_db, age_key, tmp_path):
-    _, collections = installed
+    collections = installed[1]
     vars_file = tmp_path / "vars.json"
     fd = os.open(str(vars_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
