@@ -212,3 +212,44 @@ def test_nothing_is_sent_without_settings_and_no_webhook_on_success_unless_asked
     proc = cli(config, "--json", "run", "--profile", "shop", check=0)
     assert json.loads(proc.stdout)["notifications"] == []
     assert receiver.requests == []
+
+
+FAILING_PG_RESTORE = """#!/bin/sh
+# Fault injection: a pg_restore that reports its real version but cannot read any archive.
+if [ "$1" = "--version" ]; then exec "%s" --version; fi
+cat > /dev/null
+echo "pg_restore: error: injected fault for the test" >&2
+exit 1
+"""
+
+
+def test_failed_verification_is_named_notified_and_keeps_the_backup(cli, receiver, run_config, pg, shop_db, backup_root, tmp_path):
+    bin_dir = tmp_path / "pgbin"
+    bin_dir.mkdir()
+    real = pg.info["bin_dir"]
+    for name in ("pg_dump", "pg_dumpall"):
+        (bin_dir / name).symlink_to(os.path.join(real, name))
+    (bin_dir / "pg_restore").write_text(FAILING_PG_RESTORE % os.path.join(real, "pg_restore"))
+    (bin_dir / "pg_restore").chmod(0o755)
+    notify = {"webhook_url": receiver.url("ok", "hook"), "deadman_url": receiver.url("ok", "ping")}
+    config = run_config({"db": shop_db, "retention": {"keep_last": 1}}, notify,
+                        connection=dict(pg.connection(), pg_bin_dir=str(bin_dir)))
+    proc = cli(config, "run", "--profile", "shop")
+    assert proc.returncode == 6, proc.stderr  # VerifyError's exit code
+    assert "run of profile shop failed at step verify" in proc.stderr
+    body = json.loads(receiver.to("/ok/hook")[0]["body"])
+    assert body["status"] == "failure" and body["step"] == "verify" and body["error_kind"] == "verify"
+    assert len(receiver.to("/ok/ping/fail")) == 1 and not receiver.to("/ok/ping")
+    backups = [n for n in os.listdir(os.path.join(backup_root, "shop")) if not n.startswith(".")]
+    assert len(backups) == 1  # written, recorded as failed, and not pruned: prune never ran
+    with open(os.path.join(backup_root, "shop", backups[0], "verification.json")) as handle:
+        assert json.load(handle)["ok"] is False
+
+
+def test_failing_prune_step_after_a_good_backup(cli, receiver, run_config, shop_db, backup_root):
+    config = run_config({"db": shop_db, "retention": {"keep_last": 0, "keep_within": "0d"}},
+                        {"webhook_url": receiver.url("ok", "hook"), "webhook_format": "discord"})
+    proc = cli(config, "run", "--profile", "shop", check=2)
+    assert "run of profile shop failed at step prune: profile shop: retention: the policy is empty or all zero" in proc.stderr
+    assert "FAILED at step prune" in json.loads(receiver.to("/ok/hook")[0]["body"])["content"]
+    assert len([n for n in os.listdir(os.path.join(backup_root, "shop")) if not n.startswith(".")]) == 1
