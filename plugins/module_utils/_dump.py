@@ -220,7 +220,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
             artifacts.append(_stream(partial, "database", _artifact_name(db, "database", encryption["mode"]),
                                      [_pipeline.Step("pg_dump", dump_argv, env)] + encode, encryption))
         except BaseException:
-            handle.cancel()  # stop counting rows for a dump that already failed
+            _pg.cancel(handle)  # stop counting rows for a dump that already failed (the server may be gone)
             raise
         finally:
             evidence.join()

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 import re
 import shutil
@@ -158,6 +159,12 @@ def clean_error(exc):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     lines = [_LIBPQ_NOISE.sub("", line) for line in lines]
     return "; ".join(dict.fromkeys(lines)) or exc.__class__.__name__
+
+
+def cancel(handle):
+    """Ask the server to stop the running query; when the server is gone there is nothing to stop."""
+    with contextlib.suppress(psycopg2.Error):
+        handle.cancel()
 
 
 def query(handle, sql, params=None):
