@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 what="${1:-core}"
 
 core_packages=(postgresql-15 postgresql-contrib-15 postgresql-client-15 age zstd python3-venv python3-psycopg2 python3-yaml util-linux)
-test_packages=(podman runc debootstrap cron logrotate uidmap slirp4netns)
+test_packages=(podman runc debootstrap cron logrotate uidmap slirp4netns shellcheck)  # ansible-test sanity runs shellcheck
 
 packages=("${core_packages[@]}")
 [ "$what" = test ] && packages+=("${test_packages[@]}")
@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 requirements=requirements.txt
-[ "$what" = test ] && requirements=requirements-test.txt
+[ "$what" = test ] && requirements="requirements-test.txt"
 stamp=".venv/.installed-$(sha256sum "$requirements" requirements.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: creating .venv from $requirements"
