@@ -135,6 +135,8 @@ def test_server_killed_during_multipart_upload_then_retry(engine, pg, s3, make_c
     with pytest.raises(engine.errors.OffsiteError) as failed:
         engine.offsite.push(config, entry)
     message = str(failed.value)
+    assert message.startswith("Failed to push backup %s of profile big to s3://%s/" % (entry.id, bucket)), message
+    assert "cleaned up by the next push" in message
     assert "part 3 of s3://%s/%s" % (bucket, key) in message and "cannot reach" in message, message
     monkeypatch.undo()
 
