@@ -109,6 +109,7 @@ RETENTION_FIELDS = {
     "keep_within": Field("str", check=_duration),
 }
 
+
 def _url(value):
     return None if re.match(r"^https?://[^\s/]+", value) else "must be an http:// or https:// URL"
 
@@ -140,6 +141,7 @@ OFFSITE_FIELDS = {
     "part_size_mb": Field("int", 16, check=_int_range(5, 5120), doc="multipart part size: memory used per upload"),
     "retention": Field("section", fields=RETENTION_FIELDS, doc="remote policy; default: the profile's"),
 }
+
 
 def _without_defaults(fields):
     """Per-profile overrides: unset keys stay None so the top-level value shows through."""
