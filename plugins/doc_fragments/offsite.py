@@ -90,7 +90,9 @@ _TARGET = r"""
 """
 
 
-def _indent(text, spaces):
+def _nested(text, spaces):
+    """The target options as suboptions of ``offsite``: indented, and O(x) references made O(offsite.x)."""
+    text = text.replace("O(", "O(offsite.")
     return "\n".join((" " * spaces + line) if line.strip() else line for line in text.splitlines())
 
 
@@ -113,4 +115,4 @@ options:
         description:
           - Host whose backups to read (the C(<host>) part of the keys). Default is this host's name.
         type: str
-""" + _indent(_TARGET, 4) + "\n"
+""" + _nested(_TARGET, 4) + "\n"

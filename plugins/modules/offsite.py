@@ -25,7 +25,7 @@ description:
     M(lifeboat.backup.prune). Backups under Object Lock retention or legal hold are reported and skipped.
   - Pushes, pulls and remote prunes are written to the audit log; pushes also update the offsite metrics.
 author:
-  - lifeboat.backup contributors
+  - lifeboat.backup contributors (@lifeboat)
 requirements:
   - boto3 on the managed host (Debian package C(python3-boto3)).
 extends_documentation_fragment:
@@ -37,6 +37,7 @@ attributes:
     description: Compares the local and the remote side and reports what would be uploaded, downloaded or deleted.
   diff_mode:
     support: none
+    description: The result lists the objects uploaded, downloaded or deleted; no diff is produced.
 options:
   state:
     description:
