@@ -56,7 +56,7 @@ def test_killed_demo_still_removes_its_cluster():
         seen += line
     assert "==> ansible-playbook" in seen, seen
     proc.send_signal(signal.SIGTERM)
-    rest, _ = proc.communicate(timeout=120)
+    rest = proc.communicate(timeout=120)[0]
     assert proc.returncode != 0
     port, base = cluster_dir(seen)
     assert "Stopped and removed the demo cluster" in rest, rest
