@@ -96,3 +96,20 @@ def test_missing_boto3_is_one_clear_error(engine, monkeypatch):
     monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 now raises ImportError
     with pytest.raises(engine.errors.OffsiteError, match="need the Python package boto3 .*python3-boto3"):
         engine.s3.Remote({"bucket": "b"})
+
+
+def test_doc_fragment_source_repeats_the_target_options():
+    """ansible-test reads doc fragments as literals, so SOURCE repeats DOCUMENTATION's options: keep them equal."""
+    import importlib.util
+    import os
+
+    import yaml
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "doc_fragments", "offsite.py")
+    spec = importlib.util.spec_from_file_location("offsite_fragment", path)
+    fragment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fragment)
+    target = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
+    nested = yaml.safe_load(fragment.ModuleDocFragment.SOURCE.replace("O(offsite.", "O("))["options"]["offsite"]["suboptions"]
+    nested.pop("host")
+    assert nested == target
