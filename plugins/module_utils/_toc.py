@@ -90,11 +90,16 @@ def choose(listing, manifest, tables=(), into_existing=False):
     """The lines to restore, and a short account of what was left out."""
     chosen, skipped = [], {}
     parsed = entries(listing)
+    # A partition's indexes that belong to its parent's indexes: in an existing database the parent's
+    # index is there, so ATTACH PARTITION creates them, and creating them again would fail.
+    attached = set(rest for _, desc, rest in parsed if desc == "INDEX ATTACH")
     for line, desc, rest in parsed:
         if desc == "FK CONSTRAINT" and (tables or is_partial(manifest)):
             keep = False
         elif tables and into_existing:
-            if desc in _DECORATIONS:
+            if desc == "INDEX" and rest in attached:
+                keep = False
+            elif desc in _DECORATIONS:
                 keep = any(_decorates(rest, t) for t in tables)
             else:
                 keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(rest, t) for t in tables)

@@ -321,3 +321,18 @@ def test_table_subset_into_an_existing_database_stops_at_a_dependent_view(engine
     assert 'pg_restore exited with status 1' in message and 'view "Mixed Case"."Happy View" depends on table' in message
     assert "cannot be read back" not in message  # the archive is fine; the server refused the change
     assert fingerprint(pg, target) == before  # one transaction: rolled back
+
+
+def test_partition_restored_alone_into_an_existing_database(engine, pg, age_key, awkward, full_backup, config_for,
+                                                            source_print):
+    target = "subset existing partition"
+    pg.psql("CREATE DATABASE %s TEMPLATE %s" % (quote(target), quote(awkward)))
+    pg.psql("DELETE FROM public.measurements_2023 WHERE sensor = 3", db=target)
+    before = fingerprint(pg, target)
+    restore(engine, config_for(pg), full_backup, target, create=False, clean=True, tables=["public.measurements_2023"],
+            identity_file=age_key[0])
+    after = fingerprint(pg, target)
+    assert after["tables"][("public", "measurements_2023")] == source_print["tables"][("public", "measurements_2023")]
+    assert dict((k, v) for k, v in after["tables"].items() if k != ("public", "measurements_2023")) == dict(
+        (k, v) for k, v in before["tables"].items() if k != ("public", "measurements_2023"))
+    assert schema_text(pg, target) == schema_text(pg, awkward)  # attached again, with its index
