@@ -150,7 +150,7 @@ def _without_defaults(fields):
 
 
 PROFILE_FIELDS = {
-    "db": Field("str", required=True, doc="database to dump"),
+    "db": Field("str", required=True, check=lambda v: None if v.strip() else "must not be empty", doc="database to dump"),
     "tables": Field("list", [], check=_table_names, doc="dump only these tables (and their partitions)"),
     "exclude_tables": Field("list", [], check=_table_names),
     "compression_level": Field("int", 3, check=_int_range(1, 19)),
