@@ -30,7 +30,8 @@ REGISTRY = {
     "lifeboat_verify_failures_total": ("counter", "Failed verifications."),
 }
 
-_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{[^}]*\}\s+(\S+)$")
+# Labels up to the last '}': an escaped label value may itself hold '}' (a database named 'a}b').
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{.*\}\s+(\S+)$")
 _HEADER = re.compile(r"^# (HELP|TYPE) (lifeboat_[a-zA-Z0-9_:]*) (.*)$")
 
 
