@@ -94,7 +94,7 @@ options:
 """
 
     # Reading a backup from the bucket instead of backup_root (verify, restore). The suboptions repeat
-    # DOCUMENTATION's options (tests/unit/test_offsite.py keeps them equal): ansible-test reads fragments as literals.
+    # DOCUMENTATION's options (tests/unit/test_offsite_rules.py keeps them equal): ansible-test reads fragments as literals.
     SOURCE = r"""
 options:
   offsite:

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-from . import _audit, _catalog, _dump, _notify, _offsite, _offsite_prune, _pg, _prune, _restore, _retention, _verify
+from . import _audit, _catalog, _dump, _notify, _offsite, _offsite_prune, _offsite_pull, _pg, _prune, _restore, _retention, _verify
 from ._config import DEFAULT_CONFIG_PATH, get_profile, load_config_file
 from ._errors import ConfigError, LifeboatError, VerifyError
 
@@ -70,7 +70,7 @@ def _remote(args):
 
 def cmd_verify(config, args):
     if _remote(args):
-        result = _offsite.verify_remote(config, args.profile, args.id, args.host, args.level, identity_file=args.identity,
+        result = _offsite_pull.verify_remote(config, args.profile, args.id, args.host, args.level, identity_file=args.identity,
                                         tmp_dir=args.tmp_dir, via="cli")
         return result, "offsite copy %s (%s) passed %s verification in %.1fs" % (
             result["id"], result["path"], result["level"], result["duration_seconds"])
@@ -82,7 +82,7 @@ def cmd_restore(config, args):
     options = _restore.Options(args.target, create=not args.no_create, clean=args.clean, tables=args.table,
                                jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
                                identity_file=args.identity, tmp_dir=args.tmp_dir)
-    entry = _offsite.remote_entry(config, args.profile, args.id, args.host) if _remote(args) else _entry(config, args)
+    entry = _offsite_pull.remote_entry(config, args.profile, args.id, args.host) if _remote(args) else _entry(config, args)
     if args.dry_run:
         plan = _restore.plan(config, entry, options)
         text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
@@ -90,7 +90,7 @@ def cmd_restore(config, args):
             plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
         return plan, text
     if _remote(args):  # the manifest was enough for a plan; a restore needs the artifacts on disk
-        with _offsite.pulled(config, args.profile, entry.id, args.host, args.tmp_dir, via="cli") as pulled:
+        with _offsite_pull.pulled(config, args.profile, entry.id, args.host, args.tmp_dir, via="cli") as pulled:
             result = _restore.restore(config, pulled, options, via="cli")
     else:
         result = _restore.restore(config, entry, options, via="cli")
@@ -165,7 +165,7 @@ def cmd_push(config, args):
 
 
 def cmd_pull(config, args):
-    result = _offsite.pull(config, args.profile, args.id, args.host, args.dest, via="cli", check_mode=args.dry_run)
+    result = _offsite_pull.pull(config, args.profile, args.id, args.host, args.dest, via="cli", check_mode=args.dry_run)
     if not result["changed"]:
         return result, "backup %s of profile %s is already in %s" % (result["id"], args.profile, result["path"])
     return result, "%s backup %s of profile %s (%s) from %s into %s" % (

@@ -6,26 +6,22 @@
 The bucket mirrors the local layout: ``<prefix>/<host>/<profile>/<backup_id>/``.
 A push uploads the artifacts first, compares the stored sizes and SHA-256
 checksums with the manifest, and uploads the manifest last: like on disk, a
-remote backup without its manifest does not exist. A pull checks every
-artifact against the manifest before it writes the manifest locally, so a
-pulled directory is a backup only when it is whole. Remote retention lives in
-_offsite_prune.
+remote backup without its manifest does not exist. A pull (_offsite_pull)
+checks every artifact before it writes the manifest locally; remote
+retention lives in _offsite_prune.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import os
 import re
-import tempfile
 import time
 
 from . import _audit, _catalog, _manifest, _metrics, _s3
 from ._config import effective_section
 from ._errors import ConfigError, LifeboatError, NotFoundError, OffsiteError, VerifyError
-from ._storage import ProfileLock, atomic_write, ensure_dir, fsync_dir, remove_tree
 
 MANIFEST = _manifest.MANIFEST
 META_SHA = "lifeboat-sha256"  # boto3 lower-cases metadata keys; so do we
@@ -237,10 +233,10 @@ def push(config, entry, via="module", check_mode=False):
         where = remote.url(loc.prefix(entry.id)) if remote else "s3://%s" % section["bucket"]
         error = type(exc)("Failed to push backup %s of profile %s to %s: %s" % (entry.id, profile, where, exc))
         if not check_mode:
-            _record(config, "push", manifest, entry.id, started, via, error=error, target=where)
+            record(config, "push", manifest, entry.id, started, via, error=error, target=where)
         raise error
     if not check_mode:
-        _record(config, "push", manifest, entry.id, started, via, target=result["location"], bytes=result["uploaded_bytes"],
+        record(config, "push", manifest, entry.id, started, via, target=result["location"], bytes=result["uploaded_bytes"],
                 detail="uploaded %d objects" % len(result["uploaded"]) if result["changed"] else "already offsite")
         result["warnings"] += _push_metrics(config, manifest)
     result["duration_seconds"] = round(time.time() - started, 3)
@@ -326,7 +322,7 @@ def _push_metrics(config, manifest):
     return []
 
 
-def _record(config, action, manifest, backup_id, started, via, error=None, **fields):
+def record(config, action, manifest, backup_id, started, via, error=None, **fields):
     """Audit line (and the failure counter for pushes); a full log disk never hides the real error."""
     try:
         _audit.record(config["log_dir"], action, profile=manifest["profile"], database=manifest.get("database"),
@@ -363,131 +359,3 @@ def missing(config, profile):
     loc = Location(section, local[-1].manifest["host"], profile)
     listed = _group(_s3.Remote(section).list(loc.base), loc.base)
     return [entry for entry in local if MANIFEST not in listed.get(entry.id, {})]
-
-
-# -- pull ----------------------------------------------------------------------------------------------------------------
-
-def pull(config, profile, backup_id=None, host=None, dest=None, via="module", check_mode=False):
-    """Download a remote backup into ``<dest>/<profile>/<id>/``; the manifest is written only once all is checked."""
-    section = target(config, profile)
-    loc = Location(section, host or config["host"], profile)
-    root = dest or config["backup_root"]
-    started = time.time()
-    facts = {"profile": profile, "database": None}
-    backup = None
-    try:
-        remote = _s3.Remote(section)
-        backup = find(remote, loc, backup_id)
-        facts = backup.manifest
-        final = os.path.join(_catalog.profile_dir(root, profile), backup.id)
-        result = {
-            "changed": not _same_local(final, backup.raw),
-            "id": backup.id,
-            "profile": profile,
-            "host": loc.host,
-            "source": remote.url(loc.prefix(backup.id)),
-            "path": final,
-            "bytes": backup.size,
-            "consistent_at": backup.manifest["consistent_at"],
-        }
-        if result["changed"] and not check_mode:
-            _check_listed(remote, loc, backup)
-            _download(remote, loc, backup, root, profile, final)
-    except LifeboatError as exc:
-        if isinstance(exc, VerifyError):
-            exc = VerifyError("remote copy of backup %s is not intact: %s" % (backup.id if backup else backup_id, exc))
-        if not check_mode:
-            _record(config, "pull", facts, backup.id if backup else backup_id, started, via, error=exc, target=root)
-        raise type(exc)("Failed to pull profile %s from offsite: %s" % (profile, exc))
-    if not check_mode:
-        _record(config, "pull", facts, backup.id, started, via, target=final, bytes=backup.size if result["changed"] else 0,
-                detail="downloaded" if result["changed"] else "already present")
-    result["duration_seconds"] = round(time.time() - started, 3)
-    return result
-
-
-def _same_local(final, raw):
-    try:
-        with open(os.path.join(final, MANIFEST), "rb") as handle:
-            local = handle.read()
-    except OSError:
-        return False
-    if local != raw:
-        raise OffsiteError("%s holds a different backup with the same id; move it away first" % final)
-    return True
-
-
-def _check_listed(remote, loc, backup):
-    """Sizes from the listing first: a missing or truncated object fails before anything is downloaded."""
-    for item in backup.manifest["artifacts"]:
-        found = backup.objects.get(item["name"])
-        url = remote.url(loc.key(backup.id, item["name"]))
-        if found is None:
-            raise VerifyError("artifact %s is missing (%s)" % (item["name"], url))
-        if found["size"] != item["bytes"]:
-            raise VerifyError("artifact %s (%s) is %d bytes but the manifest records %d" % (item["name"], url, found["size"], item["bytes"]))
-
-
-def _download(remote, loc, backup, root, profile, final):
-    profile_dir = ensure_dir(_catalog.profile_dir(ensure_dir(root), profile))
-    with ProfileLock(profile_dir, profile):
-        partial = final + _catalog.PARTIAL
-        remove_tree(partial)
-        try:
-            ensure_dir(partial)
-            for item in backup.manifest["artifacts"]:
-                key = loc.key(backup.id, item["name"])
-                size, sha256 = remote.download(key, os.path.join(partial, item["name"]))
-                if (size, sha256) != (item["bytes"], item["sha256"]):
-                    raise VerifyError("artifact %s (%s) does not match its SHA-256 in the manifest (corrupted)"
-                                      % (item["name"], remote.url(key)))
-            fsync_dir(partial)
-            remove_tree(final)  # a directory without manifest is not a backup: the leftover of an interrupted pull
-            os.rename(partial, final)
-            fsync_dir(profile_dir)
-        except BaseException as exc:
-            remove_tree(partial)
-            if isinstance(exc, OSError):
-                raise OffsiteError("cannot write into %s: %s" % (profile_dir, exc.strerror or exc))
-            raise
-        atomic_write(os.path.join(final, MANIFEST), backup.raw)
-
-
-@contextlib.contextmanager
-def pulled(config, profile, backup_id=None, host=None, tmp_dir=None, via="module"):
-    """A remote backup pulled into a private temporary directory for verify or restore; removed afterwards."""
-    root = tempfile.mkdtemp(prefix="lifeboat-offsite-", dir=tmp_dir)
-    try:
-        result = pull(config, profile, backup_id, host, dest=root, via=via)
-        yield _catalog.resolve(path=result["path"])
-    finally:
-        remove_tree(root)
-
-
-def remote_entry(config, profile, backup_id=None, host=None):
-    """A remote backup's manifest as a catalog entry (no artifacts): enough for plans in check mode."""
-    section = target(config, profile)
-    loc = Location(section, host or config["host"], profile)
-    remote = _s3.Remote(section)
-    backup = find(remote, loc, backup_id)
-    return _catalog.Entry(remote.url(loc.prefix(backup.id)).rstrip("/"), _catalog.COMPLETE, manifest=backup.manifest)
-
-
-def verify_remote(config, profile, backup_id, host, level, identity_file=None, scratch=None, tmp_dir=None, via="module"):
-    """Verify the offsite copy itself: pull it into a temporary directory (checking every object), then verify."""
-    from . import _verify  # here, not at the top: verification of local backups does not need offsite
-
-    started = time.time()
-    root = tempfile.mkdtemp(prefix="lifeboat-offsite-", dir=tmp_dir)
-    try:
-        try:
-            fetched = pull(config, profile, backup_id, host, dest=root, via=via)
-        except VerifyError as exc:
-            _record(config, "verify", {"profile": profile}, backup_id, started, via, error=exc, level=level, detail="offsite")
-            raise VerifyError("Verification (%s) of the offsite copy of profile %s failed: %s" % (level, profile, exc))
-        entry = _catalog.resolve(path=fetched["path"])
-        result = _verify.verify(config, entry, level, identity_file=identity_file, scratch=scratch, via=via)
-    finally:
-        remove_tree(root)
-    result.update(path=fetched["source"], source="offsite")
-    return result

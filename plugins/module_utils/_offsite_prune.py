@@ -157,4 +157,3 @@ def _record(config, profile, database, result, policy, started, via, error=None)
     except LifeboatError as exc:
         if not error:
             result["warnings"].append(str(exc))
-

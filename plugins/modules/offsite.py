@@ -195,7 +195,7 @@ offsite:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite, _offsite_prune
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite, _offsite_prune, _offsite_pull
 from ansible_collections.lifeboat.backup.plugins.module_utils._config import RETENTION_FIELDS, validate_section
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import ConfigError
 from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
@@ -217,7 +217,7 @@ def _act(module, config, params):
     if not params["profile"]:
         raise ConfigError("state=%s needs profile" % state)
     if state == "pulled":
-        return _offsite.pull(config, params["profile"], params["backup_id"], params["host"], params["dest"], check_mode=check)
+        return _offsite_pull.pull(config, params["profile"], params["backup_id"], params["host"], params["dest"], check_mode=check)
     if not params["retention"]:
         raise ConfigError("state=pruned needs retention")
     policy = validate_section(params["retention"], RETENTION_FIELDS, "retention")

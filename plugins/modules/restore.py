@@ -154,7 +154,7 @@ restore:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite, _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite_pull, _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
     build_config,
     connection_argument_spec,
@@ -198,10 +198,10 @@ def main():
         )
         if remote:  # the manifest is enough for the plan; a real run downloads the backup first
             config["offsite"] = offsite_of(remote)
-            entry = _offsite.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
+            entry = _offsite_pull.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
             if module.check_mode:
                 return {"changed": True, "restore": _restore.plan(config, entry, options)}
-            with _offsite.pulled(config, params["profile"], entry.id, remote["host"], params["tmp_dir"]) as pulled:
+            with _offsite_pull.pulled(config, params["profile"], entry.id, remote["host"], params["tmp_dir"]) as pulled:
                 return {"changed": True, "restore": _restore.restore(config, pulled, options)}
         entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
         if module.check_mode:

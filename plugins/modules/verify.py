@@ -129,7 +129,7 @@ verification:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite, _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite_pull, _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._config import CONNECTION_FIELDS, validate_section
 from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
     build_config,
@@ -170,14 +170,14 @@ def main():
         remote = params["offsite"]
         if remote:
             config["offsite"] = offsite_of(remote)
-            entry = _offsite.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
+            entry = _offsite_pull.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
         else:
             entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
         if module.check_mode:
             return {"changed": False, "verification": {"id": entry.id, "path": entry.path, "level": params["level"], "verified": False}}
         scratch = validate_section(dict(config["connection"], **connection_of(params, "scratch_")), CONNECTION_FIELDS, "scratch")
         if remote:
-            result = _offsite.verify_remote(config, params["profile"], entry.id, remote["host"], params["level"],
+            result = _offsite_pull.verify_remote(config, params["profile"], entry.id, remote["host"], params["level"],
                                             identity_file=params["identity_file"], scratch=scratch, tmp_dir=params["tmp_dir"])
         else:
             result = _verify.verify(config, entry, params["level"], identity_file=params["identity_file"], scratch=scratch)

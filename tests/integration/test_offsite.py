@@ -150,7 +150,7 @@ def test_server_killed_during_multipart_upload_then_retry(engine, pg, s3, make_c
     assert head["ContentLength"] == item["bytes"] and head["ChecksumSHA256"].endswith("-3")
     assert not engine.offsite.push(config, entry)["changed"]
 
-    pulled = engine.offsite.pull(config, "big", dest=str(tmp_path / "pulled"))
+    pulled = engine.offsite_pull.pull(config, "big", dest=str(tmp_path / "pulled"))
     assert pulled["id"] == entry.id
     engine.verify.verify(config, engine.catalog.resolve(path=pulled["path"]), "checksum")
     results = [line["result"] for line in _audit(config["backup_root"]) if line["action"] == "push"]
