@@ -139,10 +139,12 @@ def assert_failed_cleanly(before, proc, kind, *words):
     assert failures(before.root, before.metrics_dir) == before.failures + 1
 
 
-def wait_for_copy(cluster, db, timeout=120):
-    """The pid of pg_dump's backend once it streams table data."""
+def wait_for_copy(cluster, db, run, timeout=120):
+    """The pid of pg_dump's backend once it streams table data (``run`` is the lifeboat process)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if run.poll() is not None:
+            raise AssertionError("the backup ended before pg_dump was seen streaming: rc %s %s" % (run.returncode, run.communicate()))
         pid = cluster.psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'lifeboat' AND datname = '%s' "
                            "AND query LIKE 'COPY %%' AND state = 'active'" % db).strip()
         if pid:
@@ -169,7 +171,7 @@ def test_server_stopped_during_the_dump(own, age_key, root, tmp_path):
     run = lifeboat(config_dict(own, root, age_key, db="big", compression_level=12), "backup", "--profile", "app",
                    tmp=tmp_path, wait=False)
     try:
-        wait_for_copy(own, "big")
+        wait_for_copy(own, "big", run)
         assert any(name.endswith(".partial") for name in os.listdir(before.profile_dir))
         own.stop("fast")
         proc = finish(run)
@@ -183,7 +185,7 @@ def test_backend_terminated_mid_stream(own, age_key, root, tmp_path):
     before = Before(root)
     run = lifeboat(config_dict(own, root, age_key, db="big", compression_level=12), "backup", "--profile", "app",
                    tmp=tmp_path, wait=False)
-    pid = wait_for_copy(own, "big")
+    pid = wait_for_copy(own, "big", run)
     assert own.psql("SELECT pg_terminate_backend(%d)" % pid).strip() == "t"
     proc = finish(run)
     assert_failed_cleanly(before, proc, "dump", "Failed to dump database big (profile app): pg_dump exited with status 1",
