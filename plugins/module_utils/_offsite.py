@@ -249,7 +249,7 @@ def _push(config, section, remote, loc, entry, check_mode):
     listed = _group(remote.list(loc.prefix(entry.id)), loc.base).get(entry.id, {})
     remote_raw = None
     if MANIFEST in listed:
-        remote_raw, _ = remote.get(loc.key(entry.id, MANIFEST))
+        remote_raw = remote.get(loc.key(entry.id, MANIFEST))[0]
         if remote_raw is not None and remote_raw != raw:
             raise OffsiteError("a different backup with id %s is already there; refusing to overwrite it" % entry.id)
     warnings = []
@@ -274,7 +274,7 @@ def _push(config, section, remote, loc, entry, check_mode):
     }
     if check_mode or not result["changed"]:
         return result
-    for key, upload_id, _ in remote.uploads(loc.prefix(entry.id)):
+    for key, upload_id, _initiated in remote.uploads(loc.prefix(entry.id)):
         remote.abort(key, upload_id)  # left by a push that died; a retry starts clean
     if remote_raw is not None:
         # A damaged remote copy: it stops being a backup before it is repaired.

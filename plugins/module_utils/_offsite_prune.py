@@ -64,7 +64,7 @@ def prune(config, profile, policy=None, host=None, check_mode=False, via="module
             backups=[d.as_dict() for d in decisions],
             kept=[d.backup.id for d in decisions if d.keep],
             deleted=[b.id for b in doomed],
-            leftovers_removed=[b.id for b in leftovers] + ["upload of %s" % key[len(loc.base):] for key, _, _ in uploads],
+            leftovers_removed=[b.id for b in leftovers] + ["upload of %s" % upload[0][len(loc.base):] for upload in uploads],
             changed=bool(doomed or leftovers or uploads),
         )
         result["freed_bytes"] = sum(b.size for b in doomed + leftovers)
@@ -116,7 +116,7 @@ def _apply(remote, loc, doomed, leftovers, uploads, result, now):
         if refused:
             key = sorted(refused)[0]
             _skip(result, backup, "the store refused to delete %d objects, e.g. %s: %s" % (len(refused), remote.url(key), refused[key]))
-    for key, upload_id, _ in uploads:
+    for key, upload_id, _initiated in uploads:
         remote.abort(key, upload_id)
 
 

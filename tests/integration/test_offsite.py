@@ -215,10 +215,7 @@ def test_wrong_credentials_and_missing_bucket_are_one_clear_error(cli, pg, shop_
 
 
 def _backups(engine, config, profile, count):
-    entries = []
-    for _ in range(count):
-        entries.append(engine.catalog.resolve(path=engine.dump.backup(config, profile)["path"]))
-    return entries
+    return [engine.catalog.resolve(path=engine.dump.backup(config, profile)["path"]) for _n in range(count)]
 
 
 def test_remote_prune_plan_in_check_mode_then_prune_and_object_lock(engine, cli, pg, shop_db, age_key, backup_root, s3, bucket):
