@@ -257,7 +257,7 @@ def test_remote_prune_plan_in_check_mode_then_prune_and_object_lock(engine, cli,
     assert len([k for k in s3.keys(locked_bucket) if k.endswith("manifest.json")]) == 3
 
 
-def test_scheduled_run_backs_up_verifies_pushes_and_prunes_both_sides(cli, pg, shop_db, age_key, backup_root, s3, bucket):
+def test_scheduled_run_backs_up_verifies_pushes_and_prunes_both_sides(cli, pg, shop_db, age_key, backup_root, s3, bucket, tmp_path):
     profiles = {"shop": {"db": shop_db, "retention": {"keep_last": 1}}}
     config = _cli_config(pg, age_key, backup_root, s3, bucket, profiles)
     first = json.loads(cli(config, "--json", "run", "--profile", "shop", check=0).stdout)
@@ -276,9 +276,13 @@ def test_scheduled_run_backs_up_verifies_pushes_and_prunes_both_sides(cli, pg, s
     assert metrics["lifeboat_offsite_failures_total"] == 0
     assert metrics["lifeboat_offsite_last_success_timestamp_seconds"] >= second["started"]
 
-    # Restore straight from the bucket, as a recovery host would (dry run first: it needs only the manifest).
+    # A recovery host that never saw the backup and has no such profile restores from the bucket alone
+    # (dry run first: the plan needs only the manifest).
+    recovery = dict(config, host="dr1", profiles={}, backup_root=str(tmp_path / "dr"))
     target = shop_db + "_remote"
-    plan = cli(config, "restore", "--profile", "shop", "--remote", "--target", target, "--identity", age_key[0], "--dry-run", check=0)
+    remote = ("restore", "--profile", "shop", "--remote", "--host", HOST, "--target", target, "--identity", age_key[0])
+    plan = cli(recovery, *remote, "--dry-run", check=0)
     assert "would restore backup %s" % second["backup"]["id"] in plan.stdout
-    cli(config, "restore", "--profile", "shop", "--remote", "--target", target, "--identity", age_key[0], check=0)
+    cli(recovery, *remote, check=0)
     assert pg.psql("SELECT count(*) FROM payments", db=target) == pg.psql("SELECT count(*) FROM payments", db=shop_db)
+    assert not os.path.exists(os.path.join(recovery["backup_root"], "shop")), "the temporary pull was left behind"
