@@ -22,6 +22,7 @@ from . import _catalog, _offsite, _s3, _verify
 from ._errors import LifeboatError, OffsiteError, VerifyError
 from ._storage import ProfileLock, atomic_write, ensure_dir, fsync_dir, remove_tree
 
+
 def pull(config, profile, backup_id=None, host=None, dest=None, via="module", check_mode=False):
     """Download a remote backup into ``<dest>/<profile>/<id>/``; the manifest is written only once all is checked."""
     section = _offsite.target(config, profile)
@@ -56,7 +57,7 @@ def pull(config, profile, backup_id=None, host=None, dest=None, via="module", ch
         raise type(exc)("Failed to pull profile %s from offsite: %s" % (profile, exc))
     if not check_mode:
         _offsite.record(config, "pull", facts, backup.id, started, via, target=final, bytes=backup.size if result["changed"] else 0,
-                detail="downloaded" if result["changed"] else "already present")
+                        detail="downloaded" if result["changed"] else "already present")
     result["duration_seconds"] = round(time.time() - started, 3)
     return result
 
