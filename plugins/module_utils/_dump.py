@@ -229,7 +229,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
         handle.commit()  # release the snapshot only after pg_dump is done with it
         _check_floor(artifacts[0], selection, encryption)
         if profile["globals"]:
-            pg_dumpall, _ = _pg.find_binary("pg_dumpall", config["connection"], snap.server_major)
+            pg_dumpall = _pg.find_binary("pg_dumpall", config["connection"], snap.server_major)[0]
             globals_argv = [pg_dumpall, "--globals-only", "--no-password", "--database=" + _pg.dbname_arg(db)]
             if not info["superuser"]:
                 globals_argv.append("--no-role-passwords")  # pg_authid is superuser-only

@@ -237,7 +237,7 @@ def push(config, entry, via="module", check_mode=False):
         raise error
     if not check_mode:
         record(config, "push", manifest, entry.id, started, via, target=result["location"], bytes=result["uploaded_bytes"],
-                detail="uploaded %d objects" % len(result["uploaded"]) if result["changed"] else "already offsite")
+               detail="uploaded %d objects" % len(result["uploaded"]) if result["changed"] else "already offsite")
         result["warnings"] += _push_metrics(config, manifest)
     result["duration_seconds"] = round(time.time() - started, 3)
     return result

@@ -92,7 +92,7 @@ def choose(listing, manifest, tables=(), into_existing=False):
     parsed = entries(listing)
     # A partition's indexes that belong to its parent's indexes: in an existing database the parent's
     # index is there, so ATTACH PARTITION creates them, and creating them again would fail.
-    attached = set(rest for _, desc, rest in parsed if desc == "INDEX ATTACH")
+    attached = set(entry[2] for entry in parsed if entry[1] == "INDEX ATTACH")
     for line, desc, rest in parsed:
         if desc == "FK CONSTRAINT" and (tables or is_partial(manifest)):
             keep = False

@@ -178,7 +178,7 @@ def main():
         scratch = validate_section(dict(config["connection"], **connection_of(params, "scratch_")), CONNECTION_FIELDS, "scratch")
         if remote:
             result = _offsite_pull.verify_remote(config, params["profile"], entry.id, remote["host"], params["level"],
-                                            identity_file=params["identity_file"], scratch=scratch, tmp_dir=params["tmp_dir"])
+                                                 identity_file=params["identity_file"], scratch=scratch, tmp_dir=params["tmp_dir"])
         else:
             result = _verify.verify(config, entry, params["level"], identity_file=params["identity_file"], scratch=scratch)
         return {"changed": False, "verification": result}

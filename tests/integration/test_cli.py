@@ -25,7 +25,7 @@ class Lifeboat:
             json.dump(config or self.config, handle)
         os.chmod(path, 0o600)
         proc = subprocess.run([sys.executable, os.path.join(REPO, "bin", "lifeboat"), "--config", path] + list(args),
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=600, check=False)
         assert proc.returncode == rc, "rc %d, expected %d\nstdout: %s\nstderr: %s" % (proc.returncode, rc, proc.stdout, proc.stderr)
         return proc
 
@@ -174,7 +174,7 @@ def test_exit_code_config(lifeboat, tmp_path):
     assert message.endswith(": profiles.shop.compression_level: must be between 1 and 19, got 0")
     missing = str(tmp_path / "missing.yml")
     proc = subprocess.run([sys.executable, os.path.join(REPO, "bin", "lifeboat"), "--config", missing, "--json", "list"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and json.loads(proc.stdout)["error"] == "configuration file %s does not exist" % missing
 
 

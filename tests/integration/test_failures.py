@@ -83,7 +83,7 @@ def lifeboat(config, *args, tmp, wait=True):
     argv = LIFEBOAT + ["--config", write_config(config, tmp)] + list(args)
     if not wait:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
 
 
 def finish(run, timeout=300):
@@ -94,7 +94,7 @@ def finish(run, timeout=300):
 def tree(profile_dir):
     """Every file under the profile directory (the lock aside) with its sha256."""
     result = {}
-    for base, _, files in os.walk(profile_dir):
+    for base, _dirs, files in os.walk(profile_dir):
         for name in files:
             path = os.path.join(base, name)
             if name == ".lock":

@@ -189,7 +189,7 @@ def test_two_job_restore_matches_source(engine, pg, age_key, awkward, full_backu
 
 
 def test_one_job_restore_into_a_fresh_cluster_creates_roles(engine, pg, age_key, awkward, full_backup, config_for, other_cluster,
-                                                             source_print):
+                                                            source_print):
     target = "restored here"
     config = config_for(other_cluster)
     result = restore(engine, config, full_backup, target, jobs=1, globals=True, identity_file=age_key[0])
@@ -247,7 +247,7 @@ def assert_rows_only_in(source, restored, with_rows):
                  ("public", "nothing_here"), ("public", "serial_owner"), ("public", "session_cache"), ("public", "vehicles")]),
 ])
 def test_partial_profile_dumps_rows_of_its_tables_and_every_definition(engine, pg, age_key, awkward, config_for,
-                                                                        source_print, profile, with_rows):
+                                                                       source_print, profile, with_rows):
     config = config_for(pg, PROFILES)
     backup = engine.dump.backup(config, profile, via="test")
     assert sorted((t["schema"], t["name"]) for t in backup["tables"]) == sorted(with_rows)
@@ -308,7 +308,7 @@ def test_table_subset_into_an_existing_database_touches_nothing_else(engine, pg,
 
 
 def test_table_subset_into_an_existing_database_stops_at_a_dependent_view(engine, pg, age_key, awkward, full_backup,
-                                                                           config_for):
+                                                                          config_for):
     """Replacing a table a view depends on would touch the view: refused by the server, nothing changed."""
     target = "subset existing view"
     pg.psql("CREATE DATABASE %s TEMPLATE %s" % (quote(target), quote(awkward)))

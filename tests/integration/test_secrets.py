@@ -38,7 +38,7 @@ def parent_of(pid):
 
 def descends_from(pid, ancestor):
     """Other helpers run pg_dump on this machine too: only our own run's children count."""
-    for _ in range(10):
+    for _attempt in range(10):
         pid = parent_of(pid)
         if pid is None or pid in ("0", "1"):
             return False
@@ -48,7 +48,7 @@ def descends_from(pid, ancestor):
 
 
 def files_under(path):
-    for base, _, names in os.walk(path):
+    for base, _dirs, names in os.walk(path):
         for name in names:
             yield os.path.join(base, name)
 

@@ -43,7 +43,7 @@ def root(engine, tmp_path):
 
 
 def test_scan_orders_complete_backups_by_snapshot_time(engine, root):
-    base, _ = root
+    base = root[0]
     entries = engine.catalog.scan(base, "shop")
     assert [(e.id, e.status) for e in entries] == [
         ("20261121T020000Z-1", "complete"),
@@ -59,7 +59,7 @@ def test_scan_orders_complete_backups_by_snapshot_time(engine, root):
 
 
 def test_newest_is_by_snapshot_time(engine, root):
-    base, _ = root
+    base = root[0]
     assert engine.catalog.resolve(base, "shop").id == "20261120T020000Z"
     assert [e.id for e in engine.catalog.complete_backups(base, "shop")][-1] == "20261120T020000Z"
 
@@ -72,7 +72,7 @@ def test_equal_times_fall_back_to_the_id(engine, tmp_path):
 
 
 def test_resolve_by_id_and_by_path(engine, root):
-    base, _ = root
+    base = root[0]
     assert engine.catalog.resolve(base, "shop", "copied-by-hand").manifest["backup_id"] == "copied-by-hand"
     with pytest.raises(engine.errors.NotFoundError, match="^backup 20261123T030000Z of profile shop not found under "):
         engine.catalog.resolve(base, "shop", "20261123T030000Z")  # there, but not a backup
@@ -106,7 +106,7 @@ def test_health(engine, root):
 
 
 def test_a_partial_directory_is_in_progress_while_the_profile_is_locked(engine, root):
-    base, _ = root
+    base = root[0]
     with engine.storage.ProfileLock(os.path.join(base, "shop"), "shop"):
         health = engine.catalog.health(base, "shop")
     assert health["in_progress"] == ["20261123T020000Z.partial"]
@@ -114,7 +114,7 @@ def test_a_partial_directory_is_in_progress_while_the_profile_is_locked(engine, 
 
 
 def test_profiles_lists_profile_directories_only(engine, root):
-    base, _ = root
+    base = root[0]
     os.makedirs(os.path.join(base, ".log"))
     os.makedirs(os.path.join(base, ".metrics"))
     open(os.path.join(base, "not-a-dir"), "w").close()
@@ -125,7 +125,7 @@ def test_profiles_lists_profile_directories_only(engine, root):
 
 
 def test_report_summaries(engine, root):
-    base, _ = root
+    base = root[0]
     report = engine.catalog.report(base, "shop")
     first = report["backups"][0]
     assert first["id"] == "20261121T020000Z-1" and first["status"] == "complete" and first["bytes"] == 30

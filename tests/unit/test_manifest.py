@@ -50,7 +50,7 @@ def test_write_then_read(engine, written):
     assert document["format"] == "lifeboat-backup" and document["format_version"] == 1
     assert len(document["manifest_sha256"]) == 64
     assert stat.S_IMODE(os.stat(os.path.join(written, "manifest.json")).st_mode) == 0o600
-    assert [n for n in os.listdir(written)] == ["manifest.json"]  # no temporary file left
+    assert os.listdir(written) == ["manifest.json"]  # no temporary file left
 
 
 def test_seal_is_over_content_not_layout(engine, written):

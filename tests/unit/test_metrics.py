@@ -29,9 +29,9 @@ def test_first_success_writes_every_family_with_help_and_type(engine, metrics_di
     labels = '{profile="shop",database="shop_db"}'
     written = samples(metrics_dir)
     # every registered counter starts at 0 (later features register their own families)
-    counters = [name for name, (kind, _) in engine.metrics.REGISTRY.items() if kind == "counter"]
-    assert all(written.pop(name + labels) == "0" for name in counters if name not in ("lifeboat_backup_failures_total",
-                                                                                       "lifeboat_verify_failures_total"))
+    counters = [name for name, (kind, _help) in engine.metrics.REGISTRY.items() if kind == "counter"]
+    failures = ("lifeboat_backup_failures_total", "lifeboat_verify_failures_total")
+    assert all(written.pop(name + labels) == "0" for name in counters if name not in failures)
     assert written == {
         "lifeboat_backup_duration_seconds" + labels: "12",
         "lifeboat_backup_failures_total" + labels: "0",
@@ -50,7 +50,7 @@ def test_first_success_writes_every_family_with_help_and_type(engine, metrics_di
 
 def test_counters_persist_and_gauges_survive_a_failure(engine, metrics_dir):
     engine.metrics.update(metrics_dir, "shop", "shop_db", values={"lifeboat_backup_last_success_timestamp_seconds": 100})
-    for _ in range(3):
+    for _attempt in range(3):
         engine.metrics.update(metrics_dir, "shop", "shop_db", values={"lifeboat_backup_last_run_success": 0},
                               increment=["lifeboat_backup_failures_total"])
     engine.metrics.update(metrics_dir, "shop", "shop_db", increment=["lifeboat_verify_failures_total"])
@@ -70,7 +70,7 @@ def test_profiles_have_files_of_their_own(engine, metrics_dir):
 
 @pytest.mark.parametrize("database", ['we"ird', "back\\slash", "a}b {c}", "new\nline", "ünï cødé"])
 def test_awkward_database_names_are_escaped_and_counters_still_persist(engine, metrics_dir, database):
-    for _ in range(2):
+    for _attempt in range(2):
         engine.metrics.update(metrics_dir, "shop", database, increment=["lifeboat_backup_failures_total"])
     assert engine.metrics.read(metrics_dir, "shop")["lifeboat_backup_failures_total"] == 2
     escaped = database.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -28,12 +28,12 @@ LISTING = """\
 9; 2615 17688 SCHEMA - we"ird.schema postgres
 11; 2615 17689 SCHEMA - ünï cødé postgres
 3724; 0 0 ACL - SCHEMA "ünï cødé" postgres
-3; 3079 17454 EXTENSION - citext 
-3725; 0 0 COMMENT - EXTENSION citext 
-4; 3079 17559 EXTENSION - hstore 
-3726; 0 0 COMMENT - EXTENSION hstore 
-2; 3079 17417 EXTENSION - pgcrypto 
-3727; 0 0 COMMENT - EXTENSION pgcrypto 
+3; 3079 17454 EXTENSION - citext\x20
+3725; 0 0 COMMENT - EXTENSION citext\x20
+4; 3079 17559 EXTENSION - hstore\x20
+3726; 0 0 COMMENT - EXTENSION hstore\x20
+2; 3079 17417 EXTENSION - pgcrypto\x20
+3727; 0 0 COMMENT - EXTENSION pgcrypto\x20
 1017; 1247 17691 TYPE Mixed Case Mood postgres
 1020; 1247 17700 DOMAIN Mixed Case positive_amount postgres
 1024; 1247 17703 DOMAIN public email postgres
@@ -99,7 +99,7 @@ LISTING = """\
 3743; 0 0 SEQUENCE SET public not_called_yet postgres
 3744; 0 0 SEQUENCE SET public serial_owner_id_seq postgres
 3745; 0 0 SEQUENCE SET ünï cødé Täblé 表_ключ_seq postgres
-3716; 0 0 BLOBS - BLOBS 
+3716; 0 0 BLOBS - BLOBS\x20
 3520; 2606 17717 CONSTRAINT Mixed Case Customer Accounts Customer Accounts_E-Mail_key lb rt owner
 3522; 2606 17715 CONSTRAINT Mixed Case Customer Accounts Customer Accounts_pkey lb rt owner
 3539; 2606 17797 CONSTRAINT Mixed Case Empty But Constrained Empty But Constrained_pkey postgres
@@ -143,7 +143,7 @@ def tag(line):
 def test_entries_parse_every_line_with_the_longest_description(engine):
     parsed = engine.toc.entries(LISTING)
     assert len(parsed) == len([line for line in LISTING.splitlines() if line and not line.startswith(";")])
-    kinds = dict((tag(line), desc) for line, desc, _ in parsed)
+    kinds = dict((tag(entry[0]), entry[1]) for entry in parsed)
     assert kinds["TABLE DATA public serial_owner postgres"] == "TABLE DATA"
     assert kinds["TABLE public serial_owner postgres"] == "TABLE"
     assert kinds["SEQUENCE OWNED BY public serial_owner_id_seq postgres"] == "SEQUENCE OWNED BY"
@@ -153,13 +153,13 @@ def test_entries_parse_every_line_with_the_longest_description(engine):
     assert kinds["ROW SECURITY ünï cødé Täblé 表 postgres"] == "ROW SECURITY"
     assert kinds["ACL public TABLE serial_owner postgres"] == "ACL"
     assert kinds["MATERIALIZED VIEW DATA public sensor_summary postgres"] is None
-    rest = dict((tag(line), rest) for line, _, rest in parsed)
+    rest = dict((tag(entry[0]), entry[2]) for entry in parsed)
     assert rest["TABLE DATA ünï cødé Täblé 表 postgres"] == "ünï cødé Täblé 表 postgres"
 
 
 def test_full_backup_restores_everything(engine):
     chosen, skipped = engine.toc.choose(LISTING, FULL)
-    assert chosen == [line for line, _, _ in engine.toc.entries(LISTING)] and skipped == {}
+    assert chosen == [entry[0] for entry in engine.toc.entries(LISTING)] and skipped == {}
 
 
 def test_partial_backup_leaves_out_only_foreign_keys(engine):
@@ -202,7 +202,7 @@ def test_subset_into_an_existing_database_is_the_table_and_its_parts_only(engine
 
 
 def test_subset_into_an_existing_database_with_quoted_unicode_names(engine):
-    chosen, _ = engine.toc.choose(LISTING, FULL, [UNICODE], into_existing=True)
+    chosen = engine.toc.choose(LISTING, FULL, [UNICODE], into_existing=True)[0]
     assert [tag(line) for line in chosen] == [
         "TABLE ünï cødé Täblé 表 postgres",
         'COMMENT ünï cødé COLUMN "Täblé 表"."värde" postgres',
