@@ -84,7 +84,7 @@ def decrypt_to_file(entry, item, identity_file, directory):
     _check_size(path, item)
     target = os.path.join(directory, "archive")
     try:
-        result = _pipeline.run(_codec.decode_steps(item, identity_file), source=path, sink=target)
+        result = _pipeline.run(_codec.decode_steps(item, identity_file), source=path, sink=target, scratch_sink=True)
     except _pipeline.PipelineError as exc:
         checksum(entry, item)
         raise VerifyError("artifact %s cannot be decrypted into %s: %s" % (item["name"], directory, exc))

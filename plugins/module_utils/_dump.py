@@ -218,7 +218,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
         evidence.start()
         try:
             artifacts.append(_stream(partial, "database", _artifact_name(db, "database", encryption["mode"]),
-                                     [_pipeline.Step("pg_dump", dump_argv, env)] + encode, encryption))
+                                     [_pipeline.Step("pg_dump", dump_argv, env, stdio="o")] + encode, encryption))
         except BaseException:
             _pg.cancel(handle)  # stop counting rows for a dump that already failed (the server may be gone)
             raise

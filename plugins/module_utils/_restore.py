@@ -278,7 +278,7 @@ def restore_archive(entry, options, session, pg_restore):
             except _pipeline.PipelineError as exc:
                 raise RestoreError(str(exc))
         else:
-            step = _pipeline.Step("pg_restore", argv + ["--single-transaction"], env)
+            step = _pipeline.Step("pg_restore", argv + ["--single-transaction"], env, stdio="i")
             _artifacts.read_through(entry, item, options.identity_file, [step])
         timings["restore_seconds"] = round(time.time() - started, 3)
     finally:

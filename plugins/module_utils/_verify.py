@@ -66,7 +66,7 @@ def _read_back(config, entry, level, identity_file, connection):
         if item["kind"] == "database" and level == "restore":
             details["tables"] = _restore_check(config, entry, item, identity_file, connection, pg_restore)
         elif item["kind"] == "database":
-            _artifacts.read_through(entry, item, identity_file, [_pipeline.Step("pg_restore", [pg_restore, "--file=/dev/null"])])
+            _artifacts.read_through(entry, item, identity_file, [_pipeline.Step("pg_restore", [pg_restore, "--file=/dev/null"], stdio="i")])
         else:
             _artifacts.read_through(entry, item, identity_file, [])
     return details
