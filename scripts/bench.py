@@ -184,6 +184,11 @@ class Bench:
         subprocess.run(["sync"], check=True)
         self.cluster.psql("CHECKPOINT")
 
+    def _server_cpu(self):
+        """CPU used by the whole PostgreSQL server so far (postmaster, its live and its finished processes)."""
+        with open(os.path.join(self.cluster.info["data"], "postmaster.pid")) as handle:
+            return bench_run.tree_cpu_seconds(int(handle.readline()))
+
     def _playbook_run(self, name, engine=None, **extra):
         argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", self.playbooks[name], "-e", "@" + self.vars]
         if extra:
@@ -250,14 +255,12 @@ class Bench:
     def _module_dump(self, db):
         outcome, result = self._playbook_run("dump", engine="AnsiballZ_dump.py", db=db)
         self._keep_newest_backup(db, result["backup"]["path"])
-        return dict(self._backup_sizes(result["backup"]), seconds=outcome.seconds, cpu_seconds=outcome.cpu_seconds,
-                    engine_peak_kib=outcome.engine_peak_kib)
+        return dict(self._backup_sizes(result["backup"]), **_engine(outcome))
 
     def _cli_dump(self, db):
         outcome, result = self._cli("backup", "--profile", db)
         self._keep_newest_backup(db, result["path"])
-        return dict(self._backup_sizes(result), seconds=outcome.seconds, cpu_seconds=outcome.cpu_seconds,
-                    engine_peak_kib=outcome.engine_peak_kib)
+        return dict(self._backup_sizes(result), **_engine(outcome))
 
     def m_lifeboat_module(self):
         return self._module_dump("bench")
@@ -281,27 +284,22 @@ class Bench:
                                env=self.pg_env).check("createdb")
         restore = bench_run.run([os.path.join(self.bin, "pg_restore"), "--jobs=2", "--exit-on-error", "--no-password",
                                  "--dbname=%s" % db, os.path.join(self.out, "bench.pgc")], env=self.pg_env).check("pg_restore")
-        self._check_restored(db)
-        return {"seconds": create.seconds + restore.seconds, "cpu_seconds": create.cpu_seconds + restore.cpu_seconds}
+        return {"seconds": create.seconds + restore.seconds, "cpu_seconds": create.cpu_seconds + restore.cpu_seconds,
+                "after": lambda: self._check_restored(db)}
 
     def m_lifeboat_restore_cli(self):
         db = self._target_db()
         outcome, result = self._cli("restore", "--profile", "bench", "--target", db, "--jobs", "2", "--identity", self.identity)
-        self._check_restored(db)
-        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "timings": result["timings"],
-                "engine_peak_kib": outcome.engine_peak_kib}
+        return dict(_engine(outcome), timings=result["timings"], after=lambda: self._check_restored(db))
 
     def m_lifeboat_restore_module(self):
         db = self._target_db()
         outcome, result = self._playbook_run("restore", engine="AnsiballZ_restore.py", target=db)
-        self._check_restored(db)
-        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "timings": result["restore"]["timings"],
-                "engine_peak_kib": outcome.engine_peak_kib}
+        return dict(_engine(outcome), timings=result["restore"]["timings"], after=lambda: self._check_restored(db))
 
     def m_lifeboat_verify(self):
         outcome, result = self._cli("verify", "--profile", "bench", "--level", "archive", "--identity", self.identity)
-        return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "bytes": result["bytes"],
-                "engine_seconds": result["duration_seconds"], "engine_peak_kib": outcome.engine_peak_kib}
+        return dict(_engine(outcome), bytes=result["bytes"], engine_seconds=result["duration_seconds"])
 
     # -- rounds -----------------------------------------------------------------------------------
     def rounds(self):
@@ -310,12 +308,20 @@ class Bench:
             order = _rotate(DUMPS, index) + _rotate(RESTORES, index) + CHECKS
             for name in order:
                 self._settle()
+                server_before = self._server_cpu()
                 measured = getattr(self, "m_" + name)()
+                measured["server_cpu_seconds"] = round(self._server_cpu() - server_before, 3)
+                measured.pop("after", lambda: None)()  # untimed checks and clean-up
                 measured["round"] = index + 1
                 runs[name].append(measured)
                 log("round %d %-24s %7.2fs%s" % (index + 1, name, measured["seconds"],
                                                   ("  %.1f MiB" % (measured["bytes"] / MIB)) if "bytes" in measured else ""))
         return runs
+
+
+def _engine(outcome):
+    return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "engine_peak_kib": outcome.engine_peak_kib,
+            "engine_cpu_seconds": outcome.engine_cpu_seconds}
 
 
 def _rotate(items, n):
@@ -326,12 +332,14 @@ def _rotate(items, n):
 def _stats(runs):
     seconds = [r["seconds"] for r in runs]
     out = {"min_seconds": round(min(seconds), 3), "median_seconds": round(statistics.median(seconds), 3),
-           "cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in runs), 3)}
+           "cpu_seconds_median": round(statistics.median(r["cpu_seconds"] for r in runs), 3),
+           "server_cpu_seconds_median": round(statistics.median(r["server_cpu_seconds"] for r in runs), 3)}
     if "bytes" in runs[0]:
         out["bytes"] = int(statistics.median(r["bytes"] for r in runs))
     peaks = [r["engine_peak_kib"] for r in runs if r.get("engine_peak_kib")]
     if peaks:
         out["engine_peak_mib"] = round(max(peaks) / 1024.0, 1)
+        out["engine_cpu_seconds_median"] = round(statistics.median(r["engine_cpu_seconds"] for r in runs), 3)
     return out
 
 
@@ -390,12 +398,13 @@ LABELS = {
 
 def table(report):
     stats, ratios, targets = report["results"], report["ratios"], report["targets"]
-    lines = ["| command | min s | median s | CPU s | output MiB | engine peak MiB |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| command | min s | median s | client CPU s | server CPU s | engine CPU s | output MiB | engine peak MiB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in DUMPS + RESTORES + CHECKS:
         s = stats[name]
-        lines.append("| %s | %.2f | %.2f | %.2f | %s | %s |" % (
-            LABELS[name], s["min_seconds"], s["median_seconds"], s["cpu_seconds_median"],
-            "%.1f" % (s["bytes"] / MIB) if "bytes" in s else "", s.get("engine_peak_mib", "")))
+        lines.append("| %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |" % (
+            LABELS[name], s["min_seconds"], s["median_seconds"], s["cpu_seconds_median"], s["server_cpu_seconds_median"],
+            s.get("engine_cpu_seconds_median", ""), "%.1f" % (s["bytes"] / MIB) if "bytes" in s else "", s.get("engine_peak_mib", "")))
     lines += ["", "| ratio (median of per-round ratios; ratio of best times) | value | target | met |", "|---|---:|---:|---|"]
     for key, item in sorted(ratios.items()):
         target = targets.get(key)

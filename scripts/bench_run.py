@@ -5,7 +5,8 @@ of the one Python process that runs the engine: the ``lifeboat`` CLI process
 itself, or the module process Ansible starts (``AnsiballZ_<module>.py``).
 Its children (pg_dump, zstd, age, pg_restore) are separate processes with
 their own memory and are not counted in it. ``VmHWM`` only grows, so the
-last sample before the process exits is its peak.
+last sample before the process exits is its peak. The same samples give the
+engine process's own CPU time (user + system, without its children).
 """
 
 import os
@@ -14,9 +15,11 @@ import tempfile
 import threading
 import time
 
+TICK = os.sysconf("SC_CLK_TCK")
+
 
 class Outcome:
-    def __init__(self, argv, rc, seconds, cpu_seconds, stdout, stderr, engine_peak_kib):
+    def __init__(self, argv, rc, seconds, cpu_seconds, stdout, stderr, engine_peak_kib, engine_cpu_seconds):
         self.argv = argv
         self.rc = rc
         self.seconds = seconds
@@ -24,6 +27,7 @@ class Outcome:
         self.stdout = stdout
         self.stderr = stderr
         self.engine_peak_kib = engine_peak_kib
+        self.engine_cpu_seconds = engine_cpu_seconds
 
     def check(self, what):
         if self.rc != 0:
@@ -40,6 +44,30 @@ def _status_kib(pid, key):
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _own_cpu_seconds(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / float(TICK)
+
+
+def tree_cpu_seconds(root):
+    """CPU time of ``root`` and its live children, plus what its reaped children used (a server's backends)."""
+    try:
+        with open("/proc/%d/stat" % root, "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2:].split()
+    total = sum(int(f) for f in fields[11:15]) / float(TICK)
+    for pid in _children_map().get(root, []):
+        total += _own_cpu_seconds(pid) or 0
+    return total
 
 
 def _children_map():
@@ -81,7 +109,7 @@ class _Sampler(threading.Thread):
         super(_Sampler, self).__init__(daemon=True)
         self.root, self.pattern = root, pattern
         self.pid = root if pattern is None else None
-        self.peak = None
+        self.peak = self.cpu = None
         self.done = threading.Event()
 
     def run(self):
@@ -90,8 +118,10 @@ class _Sampler(threading.Thread):
                 self.pid = _find_descendant(self.root, self.pattern)
             if self.pid is not None:
                 value = _status_kib(self.pid, b"VmHWM:")
-                if value is not None:
+                cpu = _own_cpu_seconds(self.pid)
+                if value is not None and cpu is not None:  # both read before the process went away
                     self.peak = max(self.peak or 0, value)
+                    self.cpu = max(self.cpu or 0, cpu)
             self.done.wait(0.02 if self.pid else 0.05)
 
 
@@ -122,4 +152,4 @@ def run(argv, env=None, engine=None, timeout=7200, discard_stdout=False):
         err.seek(0)
         return Outcome(argv, proc.returncode, seconds, usage.ru_utime + usage.ru_stime,
                        out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-                       sampler.peak if sampler else None)
+                       sampler.peak if sampler else None, sampler.cpu if sampler else None)
