@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: lifeboat against raw pg_dump and community.postgresql.postgresql_db, side by side.
 
 Starts a throwaway PostgreSQL cluster (fsync on, as in production), generates
@@ -91,7 +90,7 @@ def machine():
 
     def version(argv):
         try:
-            return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
+            return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip().splitlines()[0]
         except (OSError, IndexError):
             return None
 
@@ -243,7 +242,7 @@ class Bench:
         target = os.path.join(self.out, "bench" + suffix)
         if os.path.exists(target):
             os.unlink(target)
-        outcome, _ = self._playbook_run("pgdb", db="bench", target=target)
+        outcome = self._playbook_run("pgdb", db="bench", target=target)[0]
         return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds, "bytes": os.path.getsize(target)}
 
     def m_pgdb_pgc(self):
@@ -275,7 +274,7 @@ class Bench:
         return self._cli_dump("bench_small")
 
     def m_ansible_noop(self):
-        outcome, _ = self._playbook_run("noop")
+        outcome = self._playbook_run("noop")[0]
         return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds}
 
     def m_pg_restore_j2(self):
@@ -314,8 +313,8 @@ class Bench:
                 measured.pop("after", lambda: None)()  # untimed checks and clean-up
                 measured["round"] = index + 1
                 runs[name].append(measured)
-                log("round %d %-24s %7.2fs%s" % (index + 1, name, measured["seconds"],
-                                                  ("  %.1f MiB" % (measured["bytes"] / MIB)) if "bytes" in measured else ""))
+                size = ("  %.1f MiB" % (measured["bytes"] / MIB)) if "bytes" in measured else ""
+                log("round %d %-24s %7.2fs%s" % (index + 1, name, measured["seconds"], size))
         return runs
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A realistic shop database of a chosen size, for the benchmark.
 
 Payments (uuid keys, emails, amounts, statuses, timestamps, jsonb with free

@@ -140,7 +140,7 @@ def run(argv, env=None, engine=None, timeout=7200, discard_stdout=False):
         killer = threading.Timer(timeout, proc.kill)
         killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            status, usage = os.wait4(proc.pid, 0)[1:]
         finally:
             killer.cancel()
         seconds = time.monotonic() - started

@@ -72,7 +72,7 @@ def _stdbuf():
         path = shutil.which("stdbuf", path=os.environ.get("PATH", "") + ":/usr/bin:/bin")
         try:
             works = path and subprocess.call([path, "-o" + STDIO_BUFFER, "true"], stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL) == 0
+                                             stderr=subprocess.DEVNULL) == 0
         except OSError:
             works = False
         _STDBUF.append(path if works else None)

@@ -63,7 +63,7 @@ def test_one_cron_entry_per_profile(host):
     assert entries["payments"][0] == "15 * * * *"
     assert entries["tickets"][0] == "@daily"
     assert entries["full"][0] == "0 2 * * *"
-    for name, (_, user, command) in entries.items():
+    for name, (_schedule, user, command) in entries.items():
         assert user == USER
         assert command == (
             "/usr/bin/flock -n /var/lib/lifeboat/locks/%s.lock /usr/bin/nice -n 10 /usr/bin/ionice -c3 "
@@ -85,7 +85,7 @@ def test_logrotate_accepts_the_policy(host):
 
 
 def test_cron_entry_takes_a_verified_backup_that_restores(host):
-    _, _, command = cron_entries(host)["full"]
+    command = cron_entries(host)["full"][2]
     before = set(backups(host, "full"))
     result = run_as_cron(host, command)
     assert result.rc == 0, host.file("/var/log/lifeboat/full.log").content_string
@@ -125,7 +125,7 @@ def test_cron_entry_takes_a_verified_backup_that_restores(host):
 
 def test_a_run_never_overlaps_the_previous_one(host):
     """flock -n: while a run holds the profile's lock, the next cron run exits at once and writes nothing."""
-    _, _, command = cron_entries(host)["tickets"]
+    command = cron_entries(host)["tickets"][2]
     lock = "/var/lib/lifeboat/locks/tickets.lock"
     before = backups(host, "tickets")
     host.run("rm -f /var/tmp/holder.pid")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A webhook and dead man's switch receiver for the Molecule scenarios (the containers have no network).
 
 Listens on 127.0.0.1 on a free port, writes the port to --port-file and appends one JSON line per
