@@ -71,7 +71,7 @@ def _remote(args):
 def cmd_verify(config, args):
     if _remote(args):
         result = _offsite_pull.verify_remote(config, args.profile, args.id, args.host, args.level, identity_file=args.identity,
-                                        tmp_dir=args.tmp_dir, via="cli")
+                                             tmp_dir=args.tmp_dir, via="cli")
         return result, "offsite copy %s (%s) passed %s verification in %.1fs" % (
             result["id"], result["path"], result["level"], result["duration_seconds"])
     result = _verify.verify(config, _entry(config, args), args.level, identity_file=args.identity, via="cli")
