@@ -22,9 +22,10 @@ scripts/build_test_image.sh "$LIFEBOAT_TEST_IMAGE"
 # Run on a snapshot of the collection's files, laid out as ansible_collections/lifeboat/backup: edits made
 # while the scenarios run cannot change what converge and idempotence compare, and no copy of the
 # collection installed elsewhere (~/.ansible/collections) can shadow this one.
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# A fixed place keeps Molecule's per-project state directory the same from run to run.
+work="$root/.build/molecule-run"
 snapshot="$work/ansible_collections/lifeboat/backup"
+rm -rf "$work"
 mkdir -p "$snapshot"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -C "$snapshot" -xf -
 export ANSIBLE_COLLECTIONS_PATH="$work"
