@@ -452,6 +452,9 @@ def parse(argv):
 
 def main(argv=None):
     args = parse(argv)
+    # Installed Python programs load cached bytecode; a development shell that forbids writing it would
+    # charge every lifeboat run for compiling the engine, which no host does.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     for name in ("zstd", "age", "age-keygen"):
         _tool(name)
     info = machine()
