@@ -119,8 +119,8 @@ def _prune_lines(result):
         result["profile"], _retention.describe(result["policy"]), verb, len(result["deleted"]), len(result["backups"]),
         _size(result["freed_bytes"]), len(result["kept"]))]
     for backup in result["backups"]:
-        lines.append("  %-6s  %-22s %s  %-10s  %s" % (backup["action"], backup["id"], backup["time"], backup["verification"],
-                                                     ", ".join(backup["rules"]) or "-"))
+        rules = ", ".join(backup["rules"]) or "-"
+        lines.append("  %-6s  %-22s %s  %-10s  %s" % (backup["action"], backup["id"], backup["time"], backup["verification"], rules))
     lines += ["  %-6s  %s  (leftover of a dead run)" % ("remove", name) for name in result["leftovers_removed"]]
     lines += ["  %-6s  %s  %s" % ("skip", item["id"], item["reason"]) for item in result["skipped"]]
     lines += ["warning: %s" % warning for warning in result["warnings"]]
@@ -373,6 +373,12 @@ def parser():
     return top
 
 
+def _out(text):
+    """stdout, flushed at once so cron logs keep lines in order (sanity forbids print in module_utils)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     os.umask(0o077)
@@ -382,14 +388,14 @@ def main(argv=None):
     except LifeboatError as exc:
         message = " ".join(str(exc).split())
         if args.json:
-            print(json.dumps({"ok": False, "command": args.command, "kind": exc.kind, "error": message}), flush=True)
+            _out(json.dumps({"ok": False, "command": args.command, "kind": exc.kind, "error": message}))
         sys.stderr.write("lifeboat: %s\n" % message)
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("lifeboat: interrupted\n")
         return 130
     if args.json:
-        print(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str), flush=True)
+        _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
     else:
-        print(text, flush=True)
+        _out(text)
     return 0
