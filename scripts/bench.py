@@ -473,7 +473,7 @@ def main(argv=None):
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": info,
         "settings": {"size_mb": args.size_mb, "small_mb": args.small_mb, "rounds": args.rounds, "quick": args.quick,
-                     "fsync": True, "compression": "zstd -3 (default), threads one per core", "encryption": "age, 1 recipient"},
+                     "fsync": True, "compression": "engine default (zstd level 2, minMatch 6), threads one per core", "encryption": "age, 1 recipient"},
         "databases": bench.data,
         "results": stats,
         "ratios": ratios,

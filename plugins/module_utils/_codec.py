@@ -35,8 +35,8 @@ def suffix(encryption_mode):
 
 # pg_dump's uncompressed custom format frames every row with a 5-byte length;
 # with matches of at least 6 bytes zstd stops spending them on those frames and
-# the archive is 0.5-5 % smaller at every level, at no extra CPU (levels 1-2
-# use 6 already). Only the encoder changes: any zstd reads the result.
+# the archive is 0.5-5 % smaller at every level tried (1, 3, 4, 5, 9, 15; level
+# 2 uses 6 already), at no extra CPU. Only the encoder changes: any zstd reads it.
 MIN_MATCH = "--zstd=minMatch=6"
 
 
