@@ -16,18 +16,12 @@ __metaclass__ = type
 import argparse
 import json
 import os
+import signal
 import sys
-import time
 
-from . import _audit, _catalog, _dump, _notify, _offsite, _offsite_prune, _offsite_pull, _pg, _prune, _restore, _retention, _verify
+from . import _catalog, _dump, _offsite, _offsite_prune, _offsite_pull, _pg, _prune, _restore, _retention, _run, _verify
 from ._config import DEFAULT_CONFIG_PATH, get_profile, load_config_file
-from ._errors import ConfigError, LifeboatError, VerifyError
-
-# Steps of ``lifeboat run`` between the verified backup and the local prune (offsite push belongs here):
-# f(config, profile, args, report) -> summary line. A step is named by its ``step_name`` attribute, or by
-# its function name without the ``_step_`` prefix; a failing step is named in the error and the notification.
-RUN_STEPS = []
-
+from ._errors import ConfigError, LifeboatError
 
 def _size(n):
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -133,16 +127,6 @@ def cmd_prune(config, args):
     return result, "\n".join(_prune_lines(result))
 
 
-def _step_prune(config, profile, args, report):
-    """The last step of a run: local retention, unless the profile has no policy at all."""
-    policy = get_profile(config, profile)["retention"]
-    if all(value is None for value in policy.values()):
-        report["prune"] = None
-        return "prune skipped: profile %s has no retention policy" % profile
-    report["prune"] = _prune.prune(config, profile, policy, via="cron")
-    return _prune_lines(report["prune"])[0]
-
-
 def _push_line(result):
     if not result["changed"]:
         return "backup %s of profile %s is already offsite at %s" % (result["id"], result["profile"], result["location"])
@@ -187,83 +171,17 @@ def cmd_remote_prune(config, args):
     return result, "\n".join(["offsite " + _prune_lines(result)[0]] + _prune_lines(result)[1:])
 
 
-def _step_push(config, profile, args, report):
-    """After the verified backup: push it offsite, with any earlier ones a failed push left behind."""
-    if not _offsite.enabled(config, profile):
-        report["offsite"] = None
-        return None
-    report["offsite"] = [_offsite.push(config, entry, via="cron") for entry in _offsite.pending(config, profile)]
-    return "\n".join(_push_line(r) for r in report["offsite"])
-
-
-def _step_prune_remote(config, profile, args, report):
-    """After the local prune: the same retention in the bucket (offsite.retention, else the profile's)."""
-    if not _offsite.enabled(config, profile):
-        report["prune_remote"] = None
-        return None
-    policy = _offsite_prune.policy_for(config, profile)
-    if not policy:
-        report["prune_remote"] = None
-        return "offsite prune skipped: profile %s has no retention policy" % profile
-    report["prune_remote"] = _offsite_prune.prune(config, profile, policy, via="cron")
-    return "offsite " + _prune_lines(report["prune_remote"])[0]
-
-
-RUN_STEPS.append(_step_push)
-
-
-def _step_name(func):
-    return getattr(func, "step_name", None) or func.__name__.replace("_step_", "", 1).strip("_")
-
-
 def cmd_run(config, args):
-    """The scheduled run: dead-man /start, backup, verify (archive), RUN_STEPS, prune, then notify.
-
-    Whatever fails, the failure is notified (webhook and /fail) before the error leaves, and the error
-    names the step. Notifications never fail the run and wait at most their timeout.
-    """
-    notifier = _notify.Notifier(config, args.profile)
-    notifier.start()
-    report = {"profile": args.profile, "started": time.time(), "steps": {}}
-    lines, step = [], "config"
-    try:
-        get_profile(config, args.profile)
-        step = "backup"
-        result = _dump.backup(config, args.profile, via="cron", verify="archive")
-        report["backup"] = result
-        report["steps"].update(backup=result["duration_seconds"], verify=result["verification"]["duration_seconds"])
-        lines.append(_backup_line(result))
-        for func in RUN_STEPS + [_step_prune, _step_prune_remote]:
-            step, began = _step_name(func), time.time()
-            lines.append(func(config, args.profile, args, report))
-            report["steps"][step] = round(time.time() - began, 3)
-    except BaseException as exc:  # interrupts too: the receiver must hear about every run that did not finish
-        if step == "backup" and isinstance(exc, VerifyError):
-            step = "verify"  # the backup was written; reading it back failed
-        _end_run(config, args.profile, notifier, report, step, exc)
-        if isinstance(exc, LifeboatError):
-            exc.args = ("run of profile %s failed at step %s: %s" % (args.profile, step, exc),)
-        raise
-    _end_run(config, args.profile, notifier, report, None, None)
-    return report, "\n".join(line for line in lines if line)
-
-
-def _end_run(config, profile, notifier, report, step, error):
-    report.update(finished=time.time(), ok=error is None, failed_step=step)
-    report["duration_seconds"] = round(report["finished"] - report["started"], 3)
-    if isinstance(error, KeyboardInterrupt):
-        error = LifeboatError("interrupted")
-    report["notifications"] = notifier.failure(report, error) if error is not None else notifier.success(report)
-    for outcome in report["notifications"]:
-        if not outcome["ok"]:
-            sys.stderr.write("lifeboat: warning: %s delivery (%s) failed: %s\n" % (outcome["target"], outcome["event"], outcome["error"]))
-    try:
-        _audit.record(config["log_dir"], "run", profile=profile, result="failed" if error is not None else "ok",
-                      error=_notify.redact(error, notifier.secrets) if error is not None else None,
-                      duration_seconds=report["duration_seconds"], via="cron",
-                      detail=("failed at step %s" % step) if error is not None else "steps %s" % ", ".join(report["steps"]))
-    except (LifeboatError, OSError):
-        pass  # the step's own error (maybe this very disk) is the one to report
+    report = _run.run_profile(config, args.profile)
+    lines = [_backup_line(report["backup"])]
+    lines += [_push_line(r) for r in report["offsite"] or []]
+    if report["prune"]:
+        lines.append(_prune_lines(report["prune"])[0])
+    else:
+        lines.append("prune skipped: profile %s has no retention policy" % args.profile)
+    if report["prune_remote"]:
+        lines.append("offsite " + _prune_lines(report["prune_remote"])[0])
+    return report, "\n".join(lines)
 
 
 def cmd_check_config(config, args):
@@ -379,9 +297,15 @@ def _out(text):
     sys.stdout.flush()
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("terminated by signal %d" % signum)
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     os.umask(0o077)
+    # SIGTERM (systemd, cron's kill, timeout) unwinds like ^C: partial directories removed, failure notified.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         config = load_config_file(args.config)
         result, text = args.func(config, args)
@@ -391,8 +315,8 @@ def main(argv=None):
             _out(json.dumps({"ok": False, "command": args.command, "kind": exc.kind, "error": message}))
         sys.stderr.write("lifeboat: %s\n" % message)
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("lifeboat: interrupted\n")
+    except KeyboardInterrupt as exc:
+        sys.stderr.write("lifeboat: %s\n" % (exc or "interrupted"))
         return 130
     if args.json:
         _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
