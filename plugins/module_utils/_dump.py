@@ -77,7 +77,7 @@ def plan(config, profile_name):
 
 
 def backup(config, profile_name, via="module", verify="none"):
-    """Take a backup; ``verify="archive"`` reads it back before returning (see _verify_on_write)."""
+    """Take a backup; ``verify="archive"`` reads it back before returning (with a one-time identity, see _codec)."""
     if verify != "archive":
         return _run(config, profile_name, check_mode=False, via=via)
     with _codec.OneTimeIdentity(config["encryption"]) as (encryption, identity):
@@ -101,6 +101,10 @@ def _run(config, profile_name, check_mode, via):
         if not check_mode:
             _record_failure(config, profile_name, db, started, exc, audit)
         raise _as_dump_error(exc, db, profile_name)
+    except KeyboardInterrupt as exc:  # ^C or SIGTERM: the partial directory is gone; count the attempt
+        if not check_mode:
+            _record_failure(config, profile_name, db, started, str(exc) or "interrupted", audit)
+        raise
     if not check_mode:
         _audit.record(
             config["log_dir"], "backup", backup_id=result["id"], result="ok",

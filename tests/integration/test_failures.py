@@ -12,6 +12,7 @@ database for the earlier backups and a big one for failures mid-stream.
 import hashlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,21 @@ def test_backend_terminated_mid_stream(own, age_key, root, tmp_path):
     proc = finish(run)
     assert_failed_cleanly(before, proc, "dump", "Failed to dump database big (profile app): pg_dump exited with status 1",
                           "terminating connection due to administrator command")
+
+
+def test_sigterm_during_the_dump_leaves_no_partial(own, age_key, root, tmp_path):
+    """cron's timeout or a shutdown sends SIGTERM: the run unwinds like ^C and counts as a failed attempt."""
+    before = Before(root)
+    run = lifeboat(config_dict(own, root, age_key, db="big", compression_level=12), "backup", "--profile", "app",
+                   tmp=tmp_path, wait=False)
+    wait_for_copy(own, "big", run)
+    run.send_signal(signal.SIGTERM)
+    proc = finish(run)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "lifeboat: terminated by signal 15"
+    assert sorted(os.listdir(before.profile_dir)) == before.entries  # the .partial directory was removed
+    assert tree(before.profile_dir) == before.files
+    assert failures(before.root) == before.failures + 1
 
 
 def test_wrong_password(own, age_key, root, tmp_path):
