@@ -22,6 +22,8 @@ bootstrap-test:
 
 lint:
 	$(VENV)/ruff check plugins bin scripts tests
+	# ansible-test's pep8 (pycodestyle) rules, in seconds: blank lines and indents ruff only checks in preview
+	$(VENV)/ruff check --preview --select E1,E2,E3,E7,W --line-length 160 plugins bin scripts tests
 	$(VENV)/yamllint -s .
 	$(VENV)/ansible-lint --offline -q
 

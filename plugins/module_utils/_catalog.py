@@ -20,9 +20,8 @@ import time
 from . import _manifest
 from ._config import PROFILE_NAME, check_profile_name
 from ._errors import LifeboatError, NotFoundError, VerifyError
-from ._storage import atomic_write_json, is_locked
+from ._storage import PARTIAL, atomic_write_json, is_locked
 
-PARTIAL = ".partial"
 VERIFICATION = "verification.json"
 
 COMPLETE = "complete"

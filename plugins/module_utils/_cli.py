@@ -23,6 +23,7 @@ from . import _catalog, _dump, _offsite, _offsite_prune, _offsite_pull, _pg, _pr
 from ._config import DEFAULT_CONFIG_PATH, get_profile, load_config_file
 from ._errors import ConfigError, LifeboatError
 
+
 def _size(n):
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

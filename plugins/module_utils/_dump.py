@@ -21,7 +21,7 @@ import time
 from . import _audit, _catalog, _codec, _manifest, _metrics, _pg, _pipeline, _tables, _verify
 from ._config import get_profile, require_encryption
 from ._errors import ConfigError, DumpError, LifeboatError, LockError, StorageError
-from ._storage import ProfileLock, ensure_dir, fsync_dir, remove_tree
+from ._storage import ProfileLock, ensure_dir, remove_tree, staged
 from ._version import ENGINE_VERSION
 
 # Smallest artifact that can hold a custom-format archive with at least one
@@ -209,13 +209,11 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
     db = profile["db"]
     handle, selection, info = snap.handle, snap.selection, snap.info
     backup_id = new_backup_id(profile_dir, started)
-    partial = os.path.join(profile_dir, backup_id + _catalog.PARTIAL)
     final = os.path.join(profile_dir, backup_id)
     encode = _codec.encode_steps(encryption, profile["compression_level"], profile["compression_threads"])
     env = session.env()
     artifacts = []
-    try:
-        ensure_dir(partial)
+    with staged(final, StorageError) as partial:
         dump_argv = [snap.pg_dump, "--format=custom", "--compress=0", "--no-password", "--snapshot=%s" % snap.id]
         dump_argv += selection.pg_dump_args() + ["--dbname=" + _pg.dbname_arg(db)]
         evidence = _SnapshotEvidence(handle, selection, snap.targets)
@@ -239,14 +237,6 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
                 globals_argv.append("--no-role-passwords")  # pg_authid is superuser-only
             artifacts.append(_stream(partial, "globals", _artifact_name(db, "globals", encryption["mode"]),
                                      [_pipeline.Step("pg_dumpall", globals_argv, env)] + encode, encryption))
-        fsync_dir(partial)
-        os.rename(partial, final)
-        fsync_dir(profile_dir)
-    except BaseException as exc:
-        remove_tree(partial)
-        if isinstance(exc, OSError):
-            raise StorageError("cannot write into %s: %s" % (profile_dir, exc.strerror or exc))
-        raise
     finished = time.time()
     document = {
         "backup_id": backup_id,

@@ -19,7 +19,7 @@ import os
 import re
 import time
 
-from . import _audit, _catalog, _manifest, _metrics, _s3
+from . import _audit, _catalog, _manifest, _metrics, _retention, _s3
 from ._config import effective_section
 from ._errors import ConfigError, LifeboatError, NotFoundError, OffsiteError, VerifyError
 
@@ -289,7 +289,7 @@ def _push(config, section, remote, loc, entry, check_mode):
                                                    item, part_size, meta)
     for item in manifest["artifacts"]:
         _confirm(remote, loc.key(entry.id, item["name"]), item, expected.get(item["name"]))
-    verified = "ok" if (entry.verification or {}).get("ok") else ("failed" if entry.verification else "unverified")
+    verified = _retention.verification_state(entry.verification)
     checksum = remote.put(loc.key(entry.id, MANIFEST), raw, dict(extra, Metadata={META_VERIFIED: verified}))
     head = remote.head(loc.key(entry.id, MANIFEST))
     if head is None or head.get("ContentLength") != len(raw) or head.get("ChecksumSHA256") not in (None, checksum):
@@ -335,27 +335,28 @@ def record(config, action, manifest, backup_id, started, via, error=None, **fiel
             raise
 
 
+def _local_and_offsite(config, profile):
+    """Complete local backups (oldest first), and the ids among them whose manifest is in the bucket."""
+    local = _catalog.complete_backups(config["backup_root"], profile)
+    if not local:
+        return [], set()
+    section = target(config, profile)
+    loc = Location(section, local[-1].manifest["host"], profile)
+    listed = _group(_s3.Remote(section).list(loc.base), loc.base)
+    return local, set(entry.id for entry in local if MANIFEST in listed.get(entry.id, {}))
+
+
 def pending(config, profile):
     """Local backups the scheduled run pushes: those newer than the newest one already offsite.
 
     When nothing is offsite yet, only the newest; ``lifeboat push --all`` sends the rest.
     """
-    local = _catalog.complete_backups(config["backup_root"], profile)
-    if not local:
-        return []
-    section = target(config, profile)
-    loc = Location(section, local[-1].manifest["host"], profile)
-    listed = _group(_s3.Remote(section).list(loc.base), loc.base)
-    present = [i for i, entry in enumerate(local) if MANIFEST in listed.get(entry.id, {})]
+    local, offsite = _local_and_offsite(config, profile)
+    present = [i for i, entry in enumerate(local) if entry.id in offsite]
     return local[present[-1] + 1:] if present else local[-1:]
 
 
 def missing(config, profile):
     """Every complete local backup that has no manifest offsite (``lifeboat push --all``)."""
-    local = _catalog.complete_backups(config["backup_root"], profile)
-    if not local:
-        return []
-    section = target(config, profile)
-    loc = Location(section, local[-1].manifest["host"], profile)
-    listed = _group(_s3.Remote(section).list(loc.base), loc.base)
-    return [entry for entry in local if MANIFEST not in listed.get(entry.id, {})]
+    local, offsite = _local_and_offsite(config, profile)
+    return [entry for entry in local if entry.id not in offsite]

@@ -20,7 +20,7 @@ import time
 
 from . import _catalog, _offsite, _s3, _verify
 from ._errors import LifeboatError, OffsiteError, VerifyError
-from ._storage import ProfileLock, atomic_write, ensure_dir, fsync_dir, remove_tree
+from ._storage import ProfileLock, atomic_write, ensure_dir, remove_tree, staged
 
 
 def pull(config, profile, backup_id=None, host=None, dest=None, via="module", check_mode=False):
@@ -87,25 +87,13 @@ def _check_listed(remote, loc, backup):
 def _download(remote, loc, backup, root, profile, final):
     profile_dir = ensure_dir(_catalog.profile_dir(ensure_dir(root), profile))
     with ProfileLock(profile_dir, profile):
-        partial = final + _catalog.PARTIAL
-        remove_tree(partial)
-        try:
-            ensure_dir(partial)
+        with staged(final, OffsiteError) as partial:
             for item in backup.manifest["artifacts"]:
                 key = loc.key(backup.id, item["name"])
                 size, sha256 = remote.download(key, os.path.join(partial, item["name"]))
                 if (size, sha256) != (item["bytes"], item["sha256"]):
                     raise VerifyError("artifact %s (%s) does not match its SHA-256 in the manifest (corrupted)"
                                       % (item["name"], remote.url(key)))
-            fsync_dir(partial)
-            remove_tree(final)  # a directory without manifest is not a backup: the leftover of an interrupted pull
-            os.rename(partial, final)
-            fsync_dir(profile_dir)
-        except BaseException as exc:
-            remove_tree(partial)
-            if isinstance(exc, OSError):
-                raise OffsiteError("cannot write into %s: %s" % (profile_dir, exc.strerror or exc))
-            raise
         atomic_write(os.path.join(final, _offsite.MANIFEST), backup.raw)
 
 

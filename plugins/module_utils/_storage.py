@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -16,6 +17,7 @@ import shutil
 from ._errors import LockError, StorageError
 
 DIR_MODE = 0o700
+PARTIAL = ".partial"  # suffix of a backup directory being written
 FILE_MODE = 0o600
 
 
@@ -84,6 +86,31 @@ def append_line(path, line, mode=FILE_MODE):
 
 def remove_tree(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged(final, error_class):
+    """Yield ``<final>.partial`` to fill; on success fsync it and rename it to ``final``.
+
+    On any failure the partial directory is removed and an OSError becomes
+    ``error_class`` naming the directory. The caller writes the manifest
+    afterwards: until then ``final`` is not a backup.
+    """
+    partial = final + PARTIAL
+    parent = os.path.dirname(final)
+    remove_tree(partial)  # the leftover of a run that died under the same lock
+    try:
+        ensure_dir(partial)
+        yield partial
+        fsync_dir(partial)
+        remove_tree(final)  # a directory without manifest: the leftover of an interrupted run
+        os.rename(partial, final)
+        fsync_dir(parent)
+    except BaseException as exc:
+        remove_tree(partial)
+        if isinstance(exc, OSError):
+            raise error_class("cannot write into %s: %s" % (parent, exc.strerror or exc))
+        raise
 
 
 class ProfileLock:
