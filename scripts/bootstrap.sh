@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-core}"
 
-core_packages=(postgresql-15 postgresql-contrib-15 postgresql-client-15 age zstd python3-venv python3-psycopg2 python3-yaml util-linux)
+# postgresql-15 ships the contrib extensions on Debian 12 (postgresql-contrib-15 is only a virtual name).
+core_packages=(postgresql-15 postgresql-client-15 age zstd python3-venv python3-psycopg2 python3-yaml util-linux)
 test_packages=(podman runc debootstrap cron logrotate uidmap slirp4netns shellcheck pigz)  # ansible-test sanity runs shellcheck; make bench: postgresql_db uses pigz for .gz
 
 packages=("${core_packages[@]}")
