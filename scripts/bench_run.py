@@ -46,24 +46,26 @@ def _status_kib(pid, key):
     return None
 
 
-def _own_cpu_seconds(pid):
+def _stat_fields(pid):
+    """Fields of /proc/<pid>/stat after the command name (None when the process is gone)."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as handle:
             stat = handle.read()
     except OSError:
         return None
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / float(TICK)
+    return stat[stat.rindex(b")") + 2:].split()
+
+
+def _own_cpu_seconds(pid):
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / float(TICK)
 
 
 def tree_cpu_seconds(root):
     """CPU time of ``root`` and its live children, plus what its reaped children used (a server's backends)."""
-    try:
-        with open("/proc/%d/stat" % root, "rb") as handle:
-            stat = handle.read()
-    except OSError:
+    fields = _stat_fields(root)
+    if fields is None:
         return None
-    fields = stat[stat.rindex(b")") + 2:].split()
     total = sum(int(f) for f in fields[11:15]) / float(TICK)
     for pid in _children_map().get(root, []):
         total += _own_cpu_seconds(pid) or 0

@@ -68,11 +68,15 @@ def read(metrics_dir, profile):
 
 
 def update(metrics_dir, profile, database, values=None, increment=()):
-    """Set gauges in ``values``, add one to each counter in ``increment``, rewrite the file."""
+    """Set gauges in ``values``, add to counters in ``increment``, rewrite the file.
+
+    ``increment``: counter names (each + 1) or a mapping of counter name to amount.
+    """
     current = read(metrics_dir, profile)
     current.update(values or {})
-    for name in increment:
-        current[name] = current.get(name, 0) + 1
+    amounts = increment if isinstance(increment, dict) else dict((name, 1) for name in increment)
+    for name, amount in amounts.items():
+        current[name] = current.get(name, 0) + amount
     for name, family in REGISTRY.items():
         if family[0] == "counter":
             current.setdefault(name, 0)

@@ -55,15 +55,11 @@ def prune(config, profile, policy=None, host=None, check_mode=False, via="module
         backups = _offsite.scan(remote, loc)
         complete = [b for b in backups if b.status == _catalog.COMPLETE]
         database = complete[-1].manifest["database"] if complete else None
-        by_id = dict((b.id, b) for b in complete)
-        decisions = _retention.plan([_retention.Backup(b.id, b.time, b.verification) for b in complete], policy)
-        doomed = [by_id[d.backup.id] for d in decisions if not d.keep]
+        fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verification)
         leftovers = _leftovers(backups, now, result["skipped"])
         uploads = [u for u in remote.uploads(loc.base) if _age(u[2], now) >= LEFTOVER_MAX_AGE]
         result.update(
-            backups=[d.as_dict() for d in decisions],
-            kept=[d.backup.id for d in decisions if d.keep],
-            deleted=[b.id for b in doomed],
+            fields,
             leftovers_removed=[b.id for b in leftovers] + ["upload of %s" % upload[0][len(loc.base):] for upload in uploads],
             changed=bool(doomed or leftovers or uploads),
         )

@@ -59,26 +59,20 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
     directory = _catalog.profile_dir(root, profile_name)
     entries = _catalog.scan(root, profile_name)
     complete = [e for e in entries if e.status == _catalog.COMPLETE]
-    by_id = dict((e.id, e) for e in complete)
-    decisions = _retention.plan(
-        [_retention.Backup(e.id, e.time, _retention.verification_state(e.verification)) for e in complete], policy
-    )
-    doomed = [by_id[d.backup.id] for d in decisions if not d.keep]
+    fields, doomed = _retention.plan_for(complete, policy, lambda e: _retention.verification_state(e.verification))
     leftovers, skipped = _leftovers(directory, entries, now)
-    result = {
-        "changed": bool(doomed or leftovers),
-        "check_mode": check_mode,
-        "profile": profile_name,
-        "path": directory,
-        "policy": policy,
-        "backups": [d.as_dict() for d in decisions],
-        "kept": [d.backup.id for d in decisions if d.keep],
-        "deleted": [e.id for e in doomed],
-        "leftovers_removed": [os.path.basename(p) for p in leftovers],
-        "skipped": skipped,
-        "freed_bytes": sum(e.size for e in doomed) + sum(_catalog.Entry(p, _catalog.INCOMPLETE).size for p in leftovers),
-        "warnings": [],
-    }
+    result = dict(
+        fields,
+        changed=bool(doomed or leftovers),
+        check_mode=check_mode,
+        profile=profile_name,
+        path=directory,
+        policy=policy,
+        leftovers_removed=[os.path.basename(p) for p in leftovers],
+        skipped=skipped,
+        freed_bytes=sum(e.size for e in doomed) + sum(_catalog.Entry(p, _catalog.INCOMPLETE).size for p in leftovers),
+        warnings=[],
+    )
     if check_mode:
         return result
     database = complete[-1].manifest["database"] if complete else None
@@ -176,11 +170,9 @@ def _record(config, profile_name, database, result, policy, started, via, error=
         if error:
             _metrics.update(config["metrics_dir"], profile_name, database, increment=["lifeboat_prune_failures_total"])
             return
-        previous = _metrics.read(config["metrics_dir"], profile_name).get("lifeboat_prune_deleted_total", 0)
         _metrics.update(config["metrics_dir"], profile_name, database, values={
             "lifeboat_prune_last_success_timestamp_seconds": time.time(),
-            "lifeboat_prune_deleted_total": previous + len(result["deleted"]),
             "lifeboat_prune_kept_backups": len(result["kept"]),
-        })
+        }, increment={"lifeboat_prune_deleted_total": len(result["deleted"])})
     except LifeboatError as exc:
         result["warnings"].append(str(exc))

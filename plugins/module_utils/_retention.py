@@ -163,6 +163,22 @@ def plan(backups, policy):
     return decisions
 
 
+def plan_for(items, policy, verification_of):
+    """Plan for backup-like ``items`` (with ``id`` and ``time``), local or remote alike.
+
+    Returns the result fields every prune reports (backups, kept, deleted) and the items to delete.
+    """
+    by_id = dict((item.id, item) for item in items)
+    decisions = plan([Backup(item.id, item.time, verification_of(item)) for item in items], policy)
+    doomed = [by_id[d.backup.id] for d in decisions if not d.keep]
+    fields = {
+        "backups": [d.as_dict() for d in decisions],
+        "kept": [d.backup.id for d in decisions if d.keep],
+        "deleted": [item.id for item in doomed],
+    }
+    return fields, doomed
+
+
 def _keep_periods(decisions, rule, period_of, count):
     """Keep one backup in each of the ``count`` newest periods that have backups."""
     if count <= 0:

@@ -64,7 +64,7 @@ def _read_back(config, entry, level, identity_file, connection):
     details = {}
     for item in manifest["artifacts"]:
         if item["kind"] == "database" and level == "restore":
-            details["tables"] = _restore_check(config, entry, item, identity_file, connection, pg_restore)
+            details["tables"] = _restore_check(entry, identity_file, connection, pg_restore)
         elif item["kind"] == "database":
             _artifacts.read_through(entry, item, identity_file, [_pipeline.Step("pg_restore", [pg_restore, "--file=/dev/null"], stdio="i")])
         else:
@@ -76,7 +76,7 @@ def _scratch_name(profile):
     return "lifeboat_verify_%s_%s" % (profile.replace("-", "_")[:30], secrets.token_hex(4))
 
 
-def _restore_check(config, entry, item, identity_file, connection, pg_restore):
+def _restore_check(entry, identity_file, connection, pg_restore):
     """Restore into a scratch database, compare with the manifest, always drop it."""
     manifest = entry.manifest
     scratch = _scratch_name(manifest["profile"])
