@@ -6,7 +6,8 @@
 A single-job restore streams ``age -d | zstd -d | pg_restore`` in one
 transaction after the artifact's checksum is confirmed. A parallel restore or
 a table subset needs a seekable archive: the artifact is decrypted once into
-a private temporary file (hashed on the way), used, and removed.
+a private temporary file (hashed on the way), given the data offsets pg_dump
+could not write into a pipe (``_offsets``), used, and removed.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,7 +20,7 @@ import shutil
 import tempfile
 import time
 
-from . import _artifacts, _audit, _codec, _manifest, _pg, _pipeline, _toc
+from . import _artifacts, _audit, _codec, _manifest, _offsets, _pg, _pipeline, _toc
 from ._errors import ConfigError, LifeboatError, RestoreError
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
@@ -267,6 +268,9 @@ def restore_archive(entry, options, session, pg_restore):
         else:
             archive = _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir)
             timings["decrypt_seconds"] = round(time.time() - started, 3)
+            started = time.time()
+            _offsets.fill(archive)  # lets pg_restore --jobs seek, and start with the largest table
+            timings["offsets_seconds"] = round(time.time() - started, 3)
         if tables or _toc.is_partial(entry.manifest):
             listing = _artifacts.listing(entry, item, options.identity_file, pg_restore, workdir, env, archive)
             chosen = _toc.choose(listing, entry.manifest, tables, into_existing=not options.create)[0]

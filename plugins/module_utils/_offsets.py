@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Data offsets for a custom-format archive that pg_dump wrote into a pipe.
+
+pg_dump records where each table's data starts only when it can seek back
+into its output file. Ours goes into zstd, so the table of contents says
+"position not set" for every table. ``pg_restore --jobs`` then cannot size
+the tables to start the largest first, and each worker scans the archive
+for its blocks. Once the archive is decrypted into a file, this module
+writes the positions into the TOC, making it byte-for-byte the archive pg_dump
+would have written to a file (the creation time aside).
+
+Finding a block start is one ``find`` per table: in an uncompressed archive,
+COPY rows (text, which never holds a NUL byte) are framed by 5-byte lengths
+that are never all zero, so five NUL bytes followed by "data block, entry N"
+occur only where a block ends and entry N's begins. pg_restore still checks
+the block id at every position it seeks to. Anything unexpected (another
+archive version, compressed blocks, large objects before a table) leaves the
+remaining entries as they were, which pg_restore handles, only slower.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import mmap
+
+_MAGIC = b"PGDMP"
+_CUSTOM_FORMAT = 1
+_KNOWN_VERSIONS = ((1, 12, 0), (1, 16, 0))  # pg_dump 9.6.x to 18
+_POS_NOT_SET, _POS_SET = 1, 2
+_BLOCK_DATA = 1
+
+
+class _Unknown(Exception):
+    """The archive is not one this module can index; it is left as it is."""
+
+
+class _Reader:
+    """pg_dump's archive encoding: an int is a sign byte and ``int_size`` little-endian bytes;
+    a string is its length (an int, -1 for NULL) and its bytes."""
+
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+        self.int_size = 4
+
+    def take(self, count):
+        if count < 0 or self.pos + count > len(self.data):
+            raise _Unknown("the table of contents runs past the end of the archive")
+        chunk = self.data[self.pos:self.pos + count]
+        self.pos += count
+        return chunk
+
+    def byte(self):
+        return self.take(1)[0]
+
+    def int(self):
+        sign = self.byte()
+        value = int.from_bytes(self.take(self.int_size), "little")
+        return -value if sign else value
+
+    def string(self):
+        length = self.int()
+        return None if length < 0 else self.take(length)
+
+
+def encode_int(value, int_size):
+    return (b"\x01" if value < 0 else b"\x00") + abs(value).to_bytes(int_size, "little")
+
+
+def _read_head(reader):
+    if reader.take(5) != _MAGIC:
+        raise _Unknown("not a pg_dump custom-format archive")
+    version = (reader.byte(), reader.byte(), reader.byte())
+    if not _KNOWN_VERSIONS[0] <= version <= _KNOWN_VERSIONS[1]:
+        raise _Unknown("archive version %d.%d.%d" % version)
+    reader.int_size = reader.byte()
+    offset_size = reader.byte()
+    if reader.byte() != _CUSTOM_FORMAT or not 1 <= reader.int_size <= 8 or not 1 <= offset_size <= 8:
+        raise _Unknown("not a custom-format archive")
+    compressed = reader.byte() if version >= (1, 15, 0) else reader.int()
+    if compressed:
+        raise _Unknown("the archive's blocks are compressed")
+    for _field in range(7):  # creation time: sec, min, hour, day, month, year, isdst
+        reader.int()
+    for _field in range(3):  # database name, server version, pg_dump version
+        reader.string()
+    return version, offset_size
+
+
+def _read_toc(reader, version, offset_size):
+    """[(dump id, desc, offset flag, position of the flag)] in TOC order, which is the order of the data blocks."""
+    entries = []
+    for _entry in range(reader.int()):
+        dump_id = reader.int()
+        reader.int()  # had a data dumper
+        for _field in range(3):  # table oid, oid, tag
+            reader.string()
+        desc = reader.string()
+        reader.int()  # section
+        for _field in range(5):  # definition, drop statement, COPY statement, schema, tablespace
+            reader.string()
+        if version >= (1, 14, 0):
+            reader.string()  # table access method
+        if version >= (1, 16, 0):
+            reader.int()  # relkind
+        reader.string()  # owner
+        reader.string()  # "with oids"
+        while reader.string() is not None:  # dependencies, ended by NULL
+            pass
+        flag_at = reader.pos
+        flag = reader.byte()
+        reader.take(offset_size)
+        entries.append((dump_id, desc, flag, flag_at))
+    return entries
+
+
+def fill(path):
+    """Write the position of every table's data block into the TOC of the archive at ``path``, in place.
+
+    Returns how many positions were written (0 when the archive already has
+    them or is not one this module knows).
+    """
+    with open(path, "r+b") as handle:
+        if not handle.seek(0, 2):
+            return 0
+        data = mmap.mmap(handle.fileno(), 0)
+        try:
+            return _fill(data)
+        finally:
+            data.close()
+
+
+def _fill(data):
+    reader = _Reader(data)
+    try:
+        version, offset_size = _read_head(reader)
+        entries = _read_toc(reader, version, offset_size)
+    except _Unknown:
+        return 0
+    block_end = b"\x00" * (1 + reader.int_size)  # a zero-length chunk ends every data block
+    pos = reader.pos
+    filled = 0
+    for dump_id, desc, flag, flag_at in entries:
+        if flag != _POS_NOT_SET:
+            continue
+        if desc != b"TABLE DATA":
+            break  # large-object blocks hold arbitrary bytes: past one, a match proves nothing
+        header = bytes([_BLOCK_DATA]) + encode_int(dump_id, reader.int_size)
+        if data[pos:pos + len(header)] == header:
+            start = pos
+        else:
+            found = data.find(block_end + header, pos)
+            if found < 0:
+                break
+            start = found + len(block_end)
+        data[flag_at:flag_at + 1 + offset_size] = bytes([_POS_SET]) + start.to_bytes(offset_size, "little")
+        filled += 1
+        pos = start + len(header)
+    return filled
