@@ -26,6 +26,7 @@ import tempfile
 import threading
 
 CHUNK = 1 << 20
+WRITEBACK = 32 << 20
 STDIO_BUFFER = "1M"
 F_SETPIPE_SZ = 1031  # Linux: larger pipes mean fewer context switches between stages
 STDERR_LIMIT = 4000
@@ -104,11 +105,15 @@ def _is_pipe_victim(code, text):
     return code in (-signal.SIGPIPE, 128 + signal.SIGPIPE) or "broken pipe" in text.lower()
 
 
-def _copy(read_fd, write_fd, digest):
-    """Copy until EOF, hashing what passes; returns the byte count."""
+def _copy(read_fd, write_fd, digest, durable=False):
+    """Copy until EOF, hashing what passes; returns the byte count.
+
+    ``durable``: the target is a file about to be fsynced; start writing it
+    out every WRITEBACK bytes, so the final fsync does not wait for all of it.
+    """
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    total = 0
+    total = flushed = 0
     while True:
         n = os.readv(read_fd, [buf])
         if not n:
@@ -119,6 +124,18 @@ def _copy(read_fd, write_fd, digest):
         while chunk:
             written = os.write(write_fd, chunk)
             chunk = chunk[written:]
+        if durable and total - flushed >= WRITEBACK:
+            _start_writeback(write_fd, flushed, total - flushed)
+            flushed = total
+
+
+def _start_writeback(fd, offset, length):
+    """Linux starts writing dirty pages out on POSIX_FADV_DONTNEED, without waiting; elsewhere a no-op."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
 
 
 def _storage_detail(exc, path):
@@ -190,7 +207,7 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False):
             try:
                 sink_fd = _open_sink(sink)
                 digest = hashlib.sha256()
-                size = _copy(procs[-1].stdout.fileno(), sink_fd, digest)
+                size = _copy(procs[-1].stdout.fileno(), sink_fd, digest, durable=True)
                 os.fsync(sink_fd)
             except OSError as exc:
                 _kill(procs)

@@ -130,3 +130,15 @@ def test_sink_on_a_full_filesystem(engine, source, tmp_path):
         assert error.storage and str(error) == "writing failed: no space left on device writing %s" % sink
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_sink_is_written_out_while_it_grows(engine, source, tmp_path, monkeypatch):
+    """Writeback starts every WRITEBACK bytes on consecutive ranges, so the closing fsync has little left to do."""
+    calls = []
+    monkeypatch.setattr(engine.pipeline, "WRITEBACK", 1 << 20)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: calls.append((offset, length, advice)))
+    sink = str(tmp_path / "out.bin")
+    engine.pipeline.run([step(engine, "cat", "cat")], source=source, sink=sink)
+    assert len(calls) >= 2 and all(c[1] >= 1 << 20 and c[2] == os.POSIX_FADV_DONTNEED for c in calls)
+    assert [c[0] for c in calls] == [sum(c[1] for c in calls[:i]) for i in range(len(calls))]  # no gaps, no overlaps
+    assert sum(c[1] for c in calls) <= len(DATA) and open(sink, "rb").read() == DATA
