@@ -10,7 +10,7 @@ rotated per round so none always runs first or last:
   pgdb_sqlgz       the same with a .sql.gz target (pg_dump | pigz, or gzip without pigz)
   lifeboat_module  lifeboat.backup.dump (ansible-playbook), zstd + age
   lifeboat_cli     lifeboat backup (the CLI), zstd + age
-  lifeboat_cli_level3  the same with compression_level 3 (the size/time trade-off)
+  lifeboat_cli_level2  the same with compression_level 2 (the size/time trade-off)
   *_small          the two lifeboat dumps of the small database (engine memory at a second size)
   ansible_noop     ansible-playbook running ansible.builtin.ping (Ansible's own start-up cost)
   pg_restore_j2    createdb + pg_restore -j2 of the .pgc file
@@ -45,7 +45,7 @@ from scripts import bench_data, bench_run, pgcluster  # noqa: E402
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 MIB = 1048576.0
 
-DUMPS = ["floor", "pgdb_pgc", "pgdb_sqlgz", "lifeboat_module", "lifeboat_cli", "lifeboat_cli_level3",
+DUMPS = ["floor", "pgdb_pgc", "pgdb_sqlgz", "lifeboat_module", "lifeboat_cli", "lifeboat_cli_level2",
          "lifeboat_module_small", "lifeboat_cli_small", "ansible_noop"]
 RESTORES = ["pg_restore_j2", "lifeboat_restore_cli", "lifeboat_restore_module"]
 CHECKS = ["lifeboat_verify"]
@@ -137,7 +137,7 @@ class Bench:
             "backup_root": self.backup_root,
             "encryption": {"mode": "age", "recipients": [self.recipient]},
             "profiles": {"bench": {"db": "bench"}, "bench_small": {"db": "bench_small"},
-                         "bench_level3": {"db": "bench", "compression_level": 3}},
+                         "bench_level2": {"db": "bench", "compression_level": 2}},
         })
         self.vars = _write(os.path.join(self.workdir, "vars.json"), dict(
             ("bench_%s" % k, v) for k, v in self.cluster.connection().items()))
@@ -269,8 +269,8 @@ class Bench:
     def m_lifeboat_cli(self):
         return self._cli_dump("bench")
 
-    def m_lifeboat_cli_level3(self):
-        return self._cli_dump("bench_level3")
+    def m_lifeboat_cli_level2(self):
+        return self._cli_dump("bench_level2")
 
     def m_lifeboat_module_small(self):
         return self._module_dump("bench_small")
@@ -368,7 +368,7 @@ def summarize(runs):
     ratios = {
         "lifeboat_cli_vs_floor": _paired(runs, "lifeboat_cli", "floor"),
         "lifeboat_module_vs_floor": _paired(runs, "lifeboat_module", "floor"),
-        "lifeboat_level3_vs_floor": _paired(runs, "lifeboat_cli_level3", "floor"),
+        "lifeboat_level2_vs_floor": _paired(runs, "lifeboat_cli_level2", "floor"),
         "pgdb_pgc_vs_lifeboat_module": _paired(runs, "pgdb_pgc", "lifeboat_module"),
         "pgdb_pgc_vs_lifeboat_cli": _paired(runs, "pgdb_pgc", "lifeboat_cli"),
         "pgdb_sqlgz_vs_lifeboat_module": _paired(runs, "pgdb_sqlgz", "lifeboat_module"),
@@ -381,7 +381,7 @@ def summarize(runs):
     ratios["verify_mb_per_s"] = {"median": round(statistics.median(speeds), 1), "best": round(max(speeds), 1),
                                  "engine_only_median": round(statistics.median(r["bytes"] / MIB / r["engine_seconds"] for r in verify), 1)}
     ratios["artifact_vs_pgc"] = {"median": round(stats["lifeboat_cli"]["bytes"] / float(stats["pgdb_pgc"]["bytes"]), 4)}
-    ratios["artifact_level3_vs_pgc"] = {"median": round(stats["lifeboat_cli_level3"]["bytes"] / float(stats["pgdb_pgc"]["bytes"]), 4)}
+    ratios["artifact_level2_vs_pgc"] = {"median": round(stats["lifeboat_cli_level2"]["bytes"] / float(stats["pgdb_pgc"]["bytes"]), 4)}
     peaks_full = [stats[n]["engine_peak_mib"] for n in ("lifeboat_cli", "lifeboat_module")]
     peaks_small = [stats[n]["engine_peak_mib"] for n in ("lifeboat_cli_small", "lifeboat_module_small")]
     growth = max(f / s for f, s in zip(peaks_full, peaks_small))
@@ -401,7 +401,7 @@ LABELS = {
     "pgdb_sqlgz": "postgresql_db state=dump .sql.gz",
     "lifeboat_module": "lifeboat.backup.dump (Ansible)",
     "lifeboat_cli": "lifeboat backup (CLI)",
-    "lifeboat_cli_level3": "lifeboat backup, compression_level 3",
+    "lifeboat_cli_level2": "lifeboat backup, compression_level 2",
     "lifeboat_module_small": "lifeboat.backup.dump, small db",
     "lifeboat_cli_small": "lifeboat backup, small db",
     "ansible_noop": "ansible-playbook ping (overhead)",
@@ -414,8 +414,8 @@ LABELS = {
 
 RATIO_LABELS = {
     "lifeboat_module_vs_floor": "lifeboat.backup.dump (Ansible) / floor",
-    "lifeboat_level3_vs_floor": "lifeboat backup at compression_level 3 / floor",
-    "artifact_level3_vs_pgc": "artifact at compression_level 3 / postgresql_db .pgc (size)",
+    "lifeboat_level2_vs_floor": "lifeboat backup at compression_level 2 / floor",
+    "artifact_level2_vs_pgc": "artifact at compression_level 2 / postgresql_db .pgc (size)",
     "lifeboat_cli_cpu_vs_floor": "CPU seconds (client + server): lifeboat backup / floor",
     "pgdb_pgc_vs_lifeboat_cli": "postgresql_db .pgc / lifeboat backup (CLI) (speed-up)",
     "pgdb_sqlgz_vs_lifeboat_module": "postgresql_db .sql.gz / lifeboat.backup.dump (speed-up)",
@@ -483,7 +483,7 @@ def main(argv=None):
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": info,
         "settings": {"size_mb": args.size_mb, "small_mb": args.small_mb, "rounds": args.rounds, "quick": args.quick,
-                     "fsync": True, "compression": "engine default (zstd level 2, minMatch 6), threads one per core", "encryption": "age, 1 recipient"},
+                     "fsync": True, "compression": "engine default (zstd level 3, minMatch 6, chainLog 15), threads one per core", "encryption": "age, 1 recipient"},
         "databases": bench.data,
         "results": stats,
         "ratios": ratios,

@@ -33,16 +33,22 @@ def suffix(encryption_mode):
     return ".zst.age" if encryption_mode == "age" else ".zst"
 
 
+# Encoder settings measured on pg_dump archives; only the encoder changes, any zstd reads the result.
 # pg_dump's uncompressed custom format frames every row with a 5-byte length;
 # with matches of at least 6 bytes zstd stops spending them on those frames and
 # the archive is 0.5-5 % smaller at every level tried (1, 3, 4, 5, 9, 15; level
-# 2 uses 6 already), at no extra CPU. Only the encoder changes: any zstd reads it.
-MIN_MATCH = "--zstd=minMatch=6"
+# 2 uses 6 already), at no extra CPU.
+# At level 3 (the default) a short-match table of 2^15 entries instead of 2^16
+# costs 0.3 % in size and saves 10 % of zstd's CPU (1 GB bench database: 330.9
+# vs 330.0 MB, 3.4 vs 3.8 s), which on a small host is dump time.
+_TUNING = {3: "minMatch=6,chainLog=15"}
+_DEFAULT_TUNING = "minMatch=6"
 
 
 def encode_steps(encryption, level, threads):
     """zstd, then age when recipients are configured."""
-    steps = [Step("zstd", [tool("zstd"), "-q", "-c", "-%d" % level, MIN_MATCH, "-T%d" % threads])]
+    tuning = "--zstd=" + _TUNING.get(level, _DEFAULT_TUNING)
+    steps = [Step("zstd", [tool("zstd"), "-q", "-c", "-%d" % level, tuning, "-T%d" % threads])]
     if encryption["mode"] == "age":
         argv = [tool("age"), "-e"]
         for recipient in encryption["recipients"] + [encryption.get("one_time_recipient")]:

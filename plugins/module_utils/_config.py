@@ -155,7 +155,7 @@ PROFILE_FIELDS = {
     "exclude_tables": Field("list", [], check=_table_names),
     # 2: on a 2-core host zstd -3 needs as much CPU as the server's COPY and made dumps 1.2-1.5x raw pg_dump;
     # level 2 keeps them within 1.1x, decompresses faster, and costs 0-1.3 % in size (see README, Performance)
-    "compression_level": Field("int", 2, check=_int_range(1, 19)),
+    "compression_level": Field("int", 3, check=_int_range(1, 19)),
     "compression_threads": Field("int", 0, check=_int_range(0, 256), doc="zstd -T; 0 means one per core"),
     "freshness_columns": Field("dict", {}, check=_freshness, doc="table -> timestamp column"),
     "min_tables": Field("int", 1, check=_int_range(0), doc="fail when the dump holds fewer tables"),

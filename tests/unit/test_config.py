@@ -27,7 +27,7 @@ def test_defaults_are_filled_in(engine):
     assert config["encryption"] == {"mode": "age", "recipients": []}
     profile = config["profiles"]["app"]
     assert (profile["tables"], profile["exclude_tables"], profile["compression_level"], profile["min_tables"],
-            profile["globals"], profile["freshness_columns"]) == ([], [], 2, 1, True, {})
+            profile["globals"], profile["freshness_columns"]) == ([], [], 3, 1, True, {})
     assert validate(engine, {"backup_root": "/srv/b/"})["log_dir"] == "/srv/b/.log"
 
 
