@@ -11,12 +11,14 @@ for its blocks. Once the archive is decrypted into a file, this module
 writes the positions into the TOC, making it byte-for-byte the archive pg_dump
 would have written to a file (the creation time aside).
 
-Finding a block start is one ``find`` per table: in an uncompressed archive,
-COPY rows (text, which never holds a NUL byte) are framed by 5-byte lengths
-that are never all zero, so five NUL bytes followed by "data block, entry N"
-occur only where a block ends and entry N's begins. pg_restore still checks
-the block id at every position it seeks to. Anything unexpected (another
-archive version, compressed blocks, large objects before a table) leaves the
+Finding the block starts is one ``find`` over the data, done while the file
+is being decrypted (``BlockFinder``): in an uncompressed archive, COPY rows
+(text, which never holds a NUL byte) are framed by 5-byte lengths that are
+never all zero, so five NUL bytes followed by "data block" occur only where
+one block ends and the next begins. Each table's block is then the first one
+after the previous table's carrying its entry id, and pg_restore checks that
+id again at every position it seeks to. Anything unexpected (another archive
+version, compressed blocks, large objects before a table) leaves the
 remaining entries as they were, which pg_restore handles, only slower.
 """
 
@@ -24,6 +26,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import mmap
 
 _MAGIC = b"PGDMP"
@@ -31,6 +34,9 @@ _CUSTOM_FORMAT = 1
 _KNOWN_VERSIONS = ((1, 12, 0), (1, 16, 0))  # pg_dump 9.6.x to 18
 _POS_NOT_SET, _POS_SET = 1, 2
 _BLOCK_DATA = 1
+_INT_SIZE = 4  # sizeof(int) wherever pg_dump runs; the block pattern below assumes it
+# A zero-length chunk (sign byte and four zero bytes) ends a block; then "data block" and the sign of its id.
+_BLOCK_BOUNDARY = b"\x00" * (1 + _INT_SIZE) + bytes([_BLOCK_DATA, 0])
 
 
 class _Unknown(Exception):
@@ -66,6 +72,29 @@ class _Reader:
         return None if length < 0 else self.take(length)
 
 
+class BlockFinder:
+    """Positions where a data block may start; ``feed`` it the whole archive, in order, in chunks of any size."""
+
+    def __init__(self):
+        self.starts = []
+        self.size = 0
+        self._tail = b""
+
+    def feed(self, chunk):
+        if self._tail:  # a boundary split between the previous chunk and this one
+            self._collect(self._tail + bytes(chunk[:len(_BLOCK_BOUNDARY) - 1]), self.size - len(self._tail))
+        self._collect(chunk, self.size)
+        keep = len(_BLOCK_BOUNDARY) - 1
+        self._tail = (self._tail + bytes(chunk[-keep:]))[-keep:]
+        self.size += len(chunk)
+
+    def _collect(self, data, base):
+        found = data.find(_BLOCK_BOUNDARY)
+        while found >= 0:
+            self.starts.append(base + found + 1 + _INT_SIZE)
+            found = data.find(_BLOCK_BOUNDARY, found + 1)
+
+
 def encode_int(value, int_size):
     return (b"\x01" if value < 0 else b"\x00") + abs(value).to_bytes(int_size, "little")
 
@@ -78,8 +107,8 @@ def _read_head(reader):
         raise _Unknown("archive version %d.%d.%d" % version)
     reader.int_size = reader.byte()
     offset_size = reader.byte()
-    if reader.byte() != _CUSTOM_FORMAT or not 1 <= reader.int_size <= 8 or not 1 <= offset_size <= 8:
-        raise _Unknown("not a custom-format archive")
+    if reader.byte() != _CUSTOM_FORMAT or reader.int_size != _INT_SIZE or not 1 <= offset_size <= 8:
+        raise _Unknown("not a custom-format archive with 4-byte integers")
     compressed = reader.byte() if version >= (1, 15, 0) else reader.int()
     if compressed:
         raise _Unknown("the archive's blocks are compressed")
@@ -117,45 +146,51 @@ def _read_toc(reader, version, offset_size):
     return entries
 
 
-def fill(path):
+def fill(path, finder=None):
     """Write the position of every table's data block into the TOC of the archive at ``path``, in place.
 
-    Returns how many positions were written (0 when the archive already has
-    them or is not one this module knows).
+    ``finder``: a BlockFinder already fed this whole file while it was written;
+    without one the file is searched now. Returns how many positions were
+    written (0 when the archive already has them or is not one this module knows).
     """
     with open(path, "r+b") as handle:
-        if not handle.seek(0, 2):
+        size = handle.seek(0, 2)
+        if not size:
             return 0
         data = mmap.mmap(handle.fileno(), 0)
         try:
-            return _fill(data)
+            if finder is None or finder.size != size:
+                finder = BlockFinder()
+                finder.feed(data)
+            return _fill(data, finder.starts)
         finally:
             data.close()
 
 
-def _fill(data):
+def _fill(data, starts):
     reader = _Reader(data)
     try:
         version, offset_size = _read_head(reader)
         entries = _read_toc(reader, version, offset_size)
     except _Unknown:
         return 0
-    block_end = b"\x00" * (1 + reader.int_size)  # a zero-length chunk ends every data block
-    pos = reader.pos
+    pos = reader.pos  # the first block follows the TOC
+    candidate = bisect.bisect_left(starts, pos)
     filled = 0
     for dump_id, desc, flag, flag_at in entries:
         if flag != _POS_NOT_SET:
             continue
         if desc != b"TABLE DATA":
             break  # large-object blocks hold arbitrary bytes: past one, a match proves nothing
-        header = bytes([_BLOCK_DATA]) + encode_int(dump_id, reader.int_size)
+        header = bytes([_BLOCK_DATA]) + encode_int(dump_id, _INT_SIZE)
         if data[pos:pos + len(header)] == header:
             start = pos
         else:
-            found = data.find(block_end + header, pos)
-            if found < 0:
+            while candidate < len(starts) and (starts[candidate] < pos or data[starts[candidate]:starts[candidate] + len(header)] != header):
+                candidate += 1
+            if candidate == len(starts):
                 break
-            start = found + len(block_end)
+            start = starts[candidate]
         data[flag_at:flag_at + 1 + offset_size] = bytes([_POS_SET]) + start.to_bytes(offset_size, "little")
         filled += 1
         pos = start + len(header)

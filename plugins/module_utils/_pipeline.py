@@ -146,7 +146,7 @@ def _storage_detail(exc, path):
     return "failed on %s: %s" % (path, exc.strerror or exc)
 
 
-def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False):
+def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, watch_sink=None):
     """Run ``steps`` joined by pipes.
 
     ``source``: a file fed (and hashed) into the first step's stdin.
@@ -154,6 +154,9 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False):
     ``scratch_sink``: the sink is a working copy removed after use (a decrypted
     archive for pg_restore): the last step writes it directly, without passing
     every byte through Python, and it is neither hashed nor fsynced.
+    ``watch_sink``: with ``scratch_sink``, a function given the sink's bytes,
+    in order, while the last step is still writing them (a thread reads the
+    file behind the writer, so the work overlaps with decoding).
     ``early_exit_ok``: the last step may stop reading once it has what it
     needs (``pg_restore --list``); the steps it leaves behind are not failures.
     Returns ``{"source": Result, "sink": Result}`` for the ends that were given.
@@ -164,10 +167,15 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False):
     results = {}
     failure = []
     feeder = None
+    watcher = None
+    finished = threading.Event()
     sink_fd = None
     try:
         if sink and scratch_sink:
             sink_fd = _open_sink(sink)
+            if watch_sink:
+                watcher = threading.Thread(target=_watch, args=(sink, finished, watch_sink, failure))
+                watcher.start()
         prev = subprocess.PIPE if source else subprocess.DEVNULL
         for index, step in enumerate(steps):
             last = index == len(steps) - 1
@@ -217,16 +225,20 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False):
 
         for proc in procs:
             proc.wait()
-        if feeder:
-            feeder.join()
+        finished.set()
+        for thread in (feeder, watcher):
+            if thread:
+                thread.join()
         _check(steps, procs, errs, failure, early_exit_ok)
         if sink and scratch_sink:
             results["sink"] = Result(os.fstat(sink_fd).st_size, None)
         return results
     except BaseException:
         _kill(procs)
-        if feeder:
-            feeder.join()
+        finished.set()
+        for thread in (feeder, watcher):
+            if thread:
+                thread.join()
         raise
     finally:
         if sink_fd is not None:
@@ -259,6 +271,25 @@ def _feed(path, pipe, results, failure):
             pipe.close()
         except OSError:
             pass
+
+
+def _watch(path, finished, consume, failure):
+    """Read ``path`` behind its writer until ``finished`` is set and the end is reached."""
+    pos = 0
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            while True:
+                last_look = finished.is_set()  # set before this read: nothing more is coming after it
+                chunk = os.pread(handle.fileno(), CHUNK, pos)  # small reads: the consumer holds the GIL the feeder needs
+                if chunk:
+                    consume(chunk)
+                    pos += len(chunk)
+                elif last_look:
+                    return
+                else:
+                    finished.wait(0.005)
+    except Exception as exc:  # the pipeline goes on; its caller learns the watch failed
+        failure.append(PipelineError("watching", "failed on %s: %s" % (path, exc), storage=True))
 
 
 def _kill(procs):

@@ -266,11 +266,10 @@ def restore_archive(entry, options, session, pg_restore):
             archive = None
             timings["checksum_seconds"] = round(time.time() - started, 3)
         else:
-            archive = _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir)
+            blocks = _offsets.BlockFinder()
+            archive = _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir, watch=blocks.feed)
+            _offsets.fill(archive, blocks)  # lets pg_restore --jobs seek, and start with the largest table
             timings["decrypt_seconds"] = round(time.time() - started, 3)
-            started = time.time()
-            _offsets.fill(archive)  # lets pg_restore --jobs seek, and start with the largest table
-            timings["offsets_seconds"] = round(time.time() - started, 3)
         if tables or _toc.is_partial(entry.manifest):
             listing = _artifacts.listing(entry, item, options.identity_file, pg_restore, workdir, env, archive)
             chosen = _toc.choose(listing, entry.manifest, tables, into_existing=not options.create)[0]

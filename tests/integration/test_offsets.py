@@ -103,3 +103,22 @@ def test_archives_it_cannot_index_are_left_untouched(engine, pg, framed_db, tmp_
     before = read(path)
     assert engine.offsets.fill(path) == 0
     assert read(path) == before
+
+
+def test_block_finder_sees_the_same_starts_whatever_the_chunks(engine, pg, framed_db, tmp_path):
+    """Decryption hands the finder chunks of any size; a boundary split between two chunks still counts once."""
+    piped = dump(pg, framed_db, str(tmp_path / "piped"), "-Z0")
+    data = read(piped)
+    whole = engine.offsets.BlockFinder()
+    whole.feed(data)
+    assert len(whole.starts) >= 5
+    for size in (3, 4093, 1 << 20):
+        chunked = engine.offsets.BlockFinder()
+        for at in range(0, len(data), size):
+            chunked.feed(data[at:at + size])
+        assert (chunked.starts, chunked.size) == (whole.starts, len(data)), size
+    copy = str(tmp_path / "copy")
+    with open(copy, "wb") as handle:
+        handle.write(data)
+    assert engine.offsets.fill(piped, whole) == engine.offsets.fill(copy) == 5
+    assert read(piped) == read(copy)

@@ -142,3 +142,13 @@ def test_sink_is_written_out_while_it_grows(engine, source, tmp_path, monkeypatc
     assert len(calls) >= 2 and all(c[1] >= 1 << 20 and c[2] == os.POSIX_FADV_DONTNEED for c in calls)
     assert [c[0] for c in calls] == [sum(c[1] for c in calls[:i]) for i in range(len(calls))]  # no gaps, no overlaps
     assert sum(c[1] for c in calls) <= len(DATA) and open(sink, "rb").read() == DATA
+
+
+def test_scratch_sink_is_watched_while_it_is_written(engine, tmp_path):
+    """The watcher gets every byte, in order, and gets them before the writer has finished."""
+    writer = ("import sys, time\nfor i in range(8):\n    sys.stdout.buffer.write(bytes([i]) * 300000); sys.stdout.flush(); time.sleep(0.05)")
+    seen = []
+    sink = str(tmp_path / "scratch")
+    engine.pipeline.run([python(engine, "writer", writer)], sink=sink, scratch_sink=True, watch_sink=seen.append)
+    assert b"".join(seen) == open(sink, "rb").read() == b"".join(bytes([i]) * 300000 for i in range(8))
+    assert len(seen) > 1
