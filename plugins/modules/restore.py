@@ -16,7 +16,9 @@ description:
   - Checks everything it can before touching the server (backup complete and intact, versions, identity, target
     state) and stops at the first error. A database created by the task is dropped again when the restore fails.
   - One job streams C(age -d | zstd -d | pg_restore) in a single transaction; several jobs decrypt once into a
-    private temporary file, which is removed afterwards.
+    private temporary file, which is removed afterwards. While it is decrypted, the positions of the tables' data
+    are written into the archive's table of contents (C(pg_dump) cannot record them when it writes into a pipe),
+    so C(pg_restore --jobs) starts with the largest table and seeks straight to each one.
 author:
   - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
