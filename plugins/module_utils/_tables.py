@@ -169,12 +169,18 @@ SELECT t.oid,
               WHERE i.indrelid = t.oid ORDER BY 1),
        ARRAY(SELECT s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
               WHERE d.classid = 'pg_class'::regclass AND d.refobjid = t.oid
-                AND s.relkind = 'S' AND d.deptype IN ('a', 'i') ORDER BY 1)
+                AND s.relkind = 'S' AND d.deptype IN ('a', 'i') ORDER BY 1),
+       ARRAY(SELECT DISTINCT ARRAY[d.classid::int8, d.objid::int8] FROM pg_depend d
+              WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid AND d.deptype IN ('a', 'i', 'S')
+                AND d.classid <> 'pg_type'::regclass ORDER BY 1)
   FROM unnest(%s::oid[]) AS t(oid)
 """
 
 
 def table_parts(handle, tables):
-    """Index and owned-sequence names per table, so a later restore can pick a table with its parts."""
+    """Per table, what a later restore needs to pick it out with its parts: its OID and the catalog ids of the
+    objects that belong to it (indexes, sequences, defaults, constraints, triggers, policies), as the archive's
+    table of contents carries them, and index and sequence names for the comments and grants that carry none."""
     rows = query(handle, _PARTS, ([t.oid for t in tables],))
-    return dict((oid, {"indexes": list(indexes), "sequences": list(sequences)}) for oid, indexes, sequences in rows)
+    return dict((oid, {"oid": oid, "indexes": list(indexes), "sequences": list(sequences), "parts": [list(p) for p in parts]})
+                for oid, indexes, sequences, parts in rows)

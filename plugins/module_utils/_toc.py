@@ -13,8 +13,13 @@ Three cases need a list instead of the whole archive:
   their defaults, constraints, indexes, triggers, policies, owned
   sequences, grants and comments), nothing else is touched.
 
-Index and sequence names come from the manifest, recorded at dump time,
-because a TOC line does not say which table an index belongs to.
+Which entries belong to a table comes from the manifest, recorded at dump
+time, because a TOC line does not say which table an index belongs to: the
+catalog ids of the table and of everything that depends on it, matched
+against each line's own ids, and index and sequence names for comments and
+grants, whose lines carry no ids. Names alone are ambiguous (a table
+``orders`` and a table ``orders archive``), so they are only used for those
+lines and for backups made before the ids were recorded.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -40,14 +45,24 @@ def _desc_and_rest(body):
     return None, body
 
 
+class Entry:
+    """One ``pg_restore --list`` line: the line itself, its description, '<schema> <tag> <owner>' and its catalog ids."""
+
+    def __init__(self, line, desc, rest, ids):
+        self.line = line
+        self.desc = desc
+        self.rest = rest
+        self.ids = ids
+
+
 def entries(listing):
-    """Parse ``pg_restore --list`` output into (line, desc, rest) for real entries."""
+    """Parse ``pg_restore --list`` output into Entry objects for real entries."""
     result = []
     for line in listing.splitlines():
         match = _LINE.match(line)
         if match:
             desc, rest = _desc_and_rest(match.group(4))
-            result.append((line, desc, rest))
+            result.append(Entry(line, desc, rest, (int(match.group(2)), int(match.group(3)))))
     return result
 
 
@@ -60,9 +75,29 @@ def _names(prefix_schema, names):
     return tuple("%s %s " % (prefix_schema, n) for n in names)
 
 
-def _owns(rest, table):
-    """Does this entry's '<schema> <tag> <owner>' belong to ``table`` (a manifest entry)?"""
-    return rest.startswith(_names(table["schema"], [table["name"]])) or rest.startswith(
+_PG_CLASS = 1259
+_NO_IDS = (0, 0)
+
+
+def _table_ids(table):
+    """The ids a TOC line of ``table`` can carry, or None for a manifest that did not record them."""
+    if table.get("oid") is None:
+        return None
+    return set([(_PG_CLASS, table["oid"]), (0, table["oid"])] + [tuple(part) for part in table["parts"]])  # TABLE, TABLE DATA
+
+
+def _is_data_of(entry, table):
+    if table.get("oid") is not None:
+        return entry.ids == (0, table["oid"])
+    return entry.rest.startswith(_names(table["schema"], [table["name"]]))
+
+
+def _owns(entry, table):
+    """Does this entry belong to ``table`` (a manifest entry)?"""
+    ids = _table_ids(table)
+    if ids is not None and entry.ids != _NO_IDS:
+        return entry.ids in ids
+    return entry.rest.startswith(_names(table["schema"], [table["name"]])) or entry.rest.startswith(
         _names(table["schema"], table.get("indexes", []) + table.get("sequences", []))
     )
 
@@ -92,26 +127,27 @@ def choose(listing, manifest, tables=(), into_existing=False):
     parsed = entries(listing)
     # A partition's indexes that belong to its parent's indexes: in an existing database the parent's
     # index is there, so ATTACH PARTITION creates them, and creating them again would fail.
-    attached = set(entry[2] for entry in parsed if entry[1] == "INDEX ATTACH")
-    for line, desc, rest in parsed:
+    attached = set(entry.rest for entry in parsed if entry.desc == "INDEX ATTACH")
+    for entry in parsed:
+        desc = entry.desc
         if desc == "FK CONSTRAINT" and (tables or is_partial(manifest)):
             keep = False
         elif tables and into_existing:
-            if desc == "INDEX" and rest in attached:
+            if desc == "INDEX" and entry.rest in attached:
                 keep = False
             elif desc in _DECORATIONS:
-                keep = any(_decorates(rest, t) for t in tables)
+                keep = any(_decorates(entry.rest, t) for t in tables)
             else:
-                keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(rest, t) for t in tables)
+                keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(entry, t) for t in tables)
         elif tables:
-            keep = desc != "TABLE DATA" or any(rest.startswith(_names(t["schema"], [t["name"]])) for t in tables)
+            keep = desc != "TABLE DATA" or any(_is_data_of(entry, t) for t in tables)
         else:
             keep = True
         if keep:
-            chosen.append(line)
+            chosen.append(entry.line)
         else:
             skipped[desc or "other"] = skipped.get(desc or "other", 0) + 1
     for table in tables:
-        if not any(d == "TABLE DATA" and rest.startswith(_names(table["schema"], [table["name"]])) for line, d, rest in parsed):
+        if not any(entry.desc == "TABLE DATA" and _is_data_of(entry, table) for entry in parsed):
             raise RestoreError("table %s.%s was not found in the archive's table of contents" % (table["schema"], table["name"]))
     return chosen, skipped

@@ -72,6 +72,9 @@ CREATE TABLE public.serial_owner (id serial PRIMARY KEY, note text CHECK (note <
 CREATE INDEX serial_owner_note ON public.serial_owner (lower(note));
 INSERT INTO public.serial_owner (note) SELECT 'n' || g FROM generate_series(1, 40) AS g;
 SELECT setval('public.serial_owner_id_seq', 900, true);
+-- Its name and a space begin this one's: a table-subset restore tells them apart by catalog ids, not names.
+CREATE TABLE public."serial_owner archive" (id serial PRIMARY KEY, note text DEFAULT 'archived');
+INSERT INTO public."serial_owner archive" (note) SELECT 'old ' || g FROM generate_series(1, 30) AS g;
 
 -- Declarative partitioning (with a default partition) and old-style inheritance.
 CREATE TABLE public.measurements (

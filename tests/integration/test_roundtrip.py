@@ -244,7 +244,8 @@ def assert_rows_only_in(source, restored, with_rows):
 @pytest.mark.parametrize("profile, with_rows", [
     ("subset", [TABLE_UNICODE] + PARTITIONS),
     ("without", [TABLE_UNICODE, TABLE_ODD, ("Mixed Case", "Empty But Constrained"), ("public", "bikes"), ("public", "cars"),
-                 ("public", "nothing_here"), ("public", "serial_owner"), ("public", "session_cache"), ("public", "vehicles")]),
+                 ("public", "nothing_here"), ("public", "serial_owner"), ("public", "serial_owner archive"), ("public", "session_cache"),
+                 ("public", "vehicles")]),
 ])
 def test_partial_profile_dumps_rows_of_its_tables_and_every_definition(engine, pg, age_key, awkward, config_for,
                                                                        source_print, profile, with_rows):
@@ -284,7 +285,8 @@ def test_table_subset_into_an_existing_database_touches_nothing_else(engine, pg,
     pg.psql("CREATE DATABASE %s TEMPLATE %s" % (quote(target), quote(awkward)))
     pg.psql("DELETE FROM public.serial_owner WHERE id % 3 = 0; SELECT setval('public.serial_owner_id_seq', 5); "
             "REVOKE ALL ON public.serial_owner FROM \"lb rt reader\"; DROP INDEX public.serial_owner_note; "
-            "DELETE FROM public.session_cache WHERE k LIKE 'key1%'", db=target)
+            "DELETE FROM public.session_cache WHERE k LIKE 'key1%'; "
+            "DELETE FROM public.\"serial_owner archive\" WHERE id > 20", db=target)
     before = fingerprint(pg, target)
     assert schema_text(pg, target) != schema_text(pg, awkward)
 
@@ -304,6 +306,7 @@ def test_table_subset_into_an_existing_database_touches_nothing_else(engine, pg,
         if table != ("public", "serial_owner"):
             assert after["tables"][table] == value, "table %s.%s was touched" % table
     assert after["tables"][("public", "session_cache")] != source_print["tables"][("public", "session_cache")]
+    assert after["tables"][("public", "serial_owner archive")] != source_print["tables"][("public", "serial_owner archive")]
     assert after["large_objects"] == before["large_objects"]
 
 

@@ -131,6 +131,12 @@ PARTITION = {"schema": "public", "name": "measurements_2023", "rows": 5111,
              "indexes": ["measurements_2023_sensor_taken_at_idx"], "sequences": []}
 UNICODE = {"schema": "ünï cødé", "name": "Täblé 表", "rows": 505,
            "indexes": ["Täblé 表_pkey"], "sequences": ["Täblé 表_ключ_seq"]}
+# The same tables as a manifest records them since table OIDs and their parts' catalog ids are kept
+WITH_IDS = {
+    "serial_owner": dict(SERIAL_OWNER, oid=17742, parts=[[1259, 17741], [1259, 17751], [2604, 17745], [2606, 17750]]),
+    "measurements_2023": dict(PARTITION, oid=17755, parts=[[1259, 17765]]),
+    "Täblé 表": dict(UNICODE, oid=17719, parts=[[1259, 17718], [2606, 17726], [2620, 17799], [3256, 17817]]),
+}
 FULL = {"selection": {"tables": [], "exclude_tables": []}}
 PARTIAL = {"selection": {"tables": ["public.measurements"], "exclude_tables": []}}
 
@@ -143,7 +149,7 @@ def tag(line):
 def test_entries_parse_every_line_with_the_longest_description(engine):
     parsed = engine.toc.entries(LISTING)
     assert len(parsed) == len([line for line in LISTING.splitlines() if line and not line.startswith(";")])
-    kinds = dict((tag(entry[0]), entry[1]) for entry in parsed)
+    kinds = dict((tag(entry.line), entry.desc) for entry in parsed)
     assert kinds["TABLE DATA public serial_owner postgres"] == "TABLE DATA"
     assert kinds["TABLE public serial_owner postgres"] == "TABLE"
     assert kinds["SEQUENCE OWNED BY public serial_owner_id_seq postgres"] == "SEQUENCE OWNED BY"
@@ -153,13 +159,13 @@ def test_entries_parse_every_line_with_the_longest_description(engine):
     assert kinds["ROW SECURITY ünï cødé Täblé 表 postgres"] == "ROW SECURITY"
     assert kinds["ACL public TABLE serial_owner postgres"] == "ACL"
     assert kinds["MATERIALIZED VIEW DATA public sensor_summary postgres"] is None
-    rest = dict((tag(entry[0]), entry[2]) for entry in parsed)
+    rest = dict((tag(entry.line), entry.rest) for entry in parsed)
     assert rest["TABLE DATA ünï cødé Täblé 表 postgres"] == "ünï cødé Täblé 表 postgres"
 
 
 def test_full_backup_restores_everything(engine):
     chosen, skipped = engine.toc.choose(LISTING, FULL)
-    assert chosen == [entry[0] for entry in engine.toc.entries(LISTING)] and skipped == {}
+    assert chosen == [entry.line for entry in engine.toc.entries(LISTING)] and skipped == {}
 
 
 def test_partial_backup_leaves_out_only_foreign_keys(engine):
@@ -182,8 +188,13 @@ def test_subset_into_a_new_database_keeps_definitions_and_only_chosen_rows(engin
         assert wanted in [tag(line) for line in chosen]
 
 
-def test_subset_into_an_existing_database_is_the_table_and_its_parts_only(engine):
-    chosen, skipped = engine.toc.choose(LISTING, FULL, [SERIAL_OWNER], into_existing=True)
+def recorded(table, ids):
+    return WITH_IDS[table["name"]] if ids else table
+
+
+@pytest.mark.parametrize("ids", [False, True], ids=["names", "catalog ids"])
+def test_subset_into_an_existing_database_is_the_table_and_its_parts_only(engine, ids):
+    chosen, skipped = engine.toc.choose(LISTING, FULL, [recorded(SERIAL_OWNER, ids)], into_existing=True)
     assert [tag(line) for line in chosen] == [
         "TABLE public serial_owner postgres",
         "COMMENT public TABLE serial_owner postgres",
@@ -201,8 +212,9 @@ def test_subset_into_an_existing_database_is_the_table_and_its_parts_only(engine
     assert sum(skipped.values()) == len(engine.toc.entries(LISTING)) - len(chosen)
 
 
-def test_subset_into_an_existing_database_with_quoted_unicode_names(engine):
-    chosen = engine.toc.choose(LISTING, FULL, [UNICODE], into_existing=True)[0]
+@pytest.mark.parametrize("ids", [False, True], ids=["names", "catalog ids"])
+def test_subset_into_an_existing_database_with_quoted_unicode_names(engine, ids):
+    chosen = engine.toc.choose(LISTING, FULL, [recorded(UNICODE, ids)], into_existing=True)[0]
     assert [tag(line) for line in chosen] == [
         "TABLE ünï cødé Täblé 表 postgres",
         'COMMENT ünï cødé COLUMN "Täblé 表"."värde" postgres',
@@ -217,8 +229,9 @@ def test_subset_into_an_existing_database_with_quoted_unicode_names(engine):
     ]
 
 
-def test_partition_into_an_existing_database_leaves_its_attached_index_to_attach(engine):
-    chosen, skipped = engine.toc.choose(LISTING, FULL, [PARTITION], into_existing=True)
+@pytest.mark.parametrize("ids", [False, True], ids=["names", "catalog ids"])
+def test_partition_into_an_existing_database_leaves_its_attached_index_to_attach(engine, ids):
+    chosen, skipped = engine.toc.choose(LISTING, FULL, [recorded(PARTITION, ids)], into_existing=True)
     assert [tag(line) for line in chosen] == [
         "TABLE public measurements_2023 postgres",
         "TABLE ATTACH public measurements_2023 postgres",
@@ -227,6 +240,28 @@ def test_partition_into_an_existing_database_leaves_its_attached_index_to_attach
         "INDEX ATTACH public measurements_2023_sensor_taken_at_idx postgres",
     ]
     assert skipped["INDEX ATTACH"] == 2
+
+
+PREFIXED = """\
+201; 1259 16400 TABLE public orders app
+202; 1259 16410 TABLE public orders archive app
+203; 2604 16405 DEFAULT public orders id app
+204; 2604 16415 DEFAULT public orders archive id app
+3001; 0 16400 TABLE DATA public orders app
+3002; 0 16410 TABLE DATA public orders archive app
+3101; 2606 16407 CONSTRAINT public orders orders_pkey app
+3102; 2606 16417 CONSTRAINT public orders archive orders archive_pkey app
+"""
+ORDERS = {"schema": "public", "name": "orders", "rows": 3, "indexes": ["orders_pkey"], "sequences": [],
+          "oid": 16400, "parts": [[2604, 16405], [2606, 16407]]}
+
+
+@pytest.mark.parametrize("into_existing", [False, True])
+def test_a_table_whose_name_starts_another_is_told_apart_by_its_ids(engine, into_existing):
+    """'public orders app' is also the start of 'public orders archive app': only the ids say which is which."""
+    chosen = engine.toc.choose(PREFIXED, FULL, [ORDERS], into_existing=into_existing)[0]
+    assert [line.split(";")[0] for line in chosen if " orders archive " in line] == ([] if into_existing else ["202", "204", "3102"])
+    assert [line.split(";")[0] for line in chosen if " TABLE DATA " in line] == ["3001"]
 
 
 def test_a_table_missing_from_the_archive_is_an_error(engine):
