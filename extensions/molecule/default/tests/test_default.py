@@ -50,6 +50,14 @@ def test_command_on_path_runs_the_installed_engine(host):
     assert result["pg_dump_major"] == 15
 
 
+def test_engine_bytecode_is_compiled_for_the_backup_user(host):
+    """The backup user cannot write __pycache__ there: without bytecode every run would compile the engine."""
+    engine = "/usr/lib/lifeboat/plugins/module_utils"
+    out = host.check_output("runuser -u %s -- python3 -m compileall %s" % (USER, engine))
+    assert "Listing" in out and "Compiling" not in out
+    assert host.file(engine + "/__pycache__").user == "root"
+
+
 def test_configuration_holds_no_password(host):
     config = host.file("/etc/lifeboat/lifeboat.yml").content_string
     assert "molecule-only-password" not in config
