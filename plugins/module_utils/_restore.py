@@ -322,9 +322,10 @@ def restore_globals(config, entry, options, session):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+_QUOTED_OR_BARE = r'("(?:[^"]|"")+"|\S+)'
 _CREATE_ROLE = re.compile(r"^CREATE ROLE (.+);$")
-_ALTER_ROLE = re.compile(r'^ALTER ROLE ("(?:[^"]|"")+"|\S+) ')
-_CREATE_TABLESPACE = re.compile(r"^CREATE TABLESPACE (\S+) ")
+_ALTER_ROLE = re.compile(r"^ALTER ROLE %s " % _QUOTED_OR_BARE)
+_CREATE_TABLESPACE = re.compile(r"^CREATE TABLESPACE %s " % _QUOTED_OR_BARE)
 
 
 def _unquote(name):
