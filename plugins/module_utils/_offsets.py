@@ -31,7 +31,7 @@ import mmap
 
 _MAGIC = b"PGDMP"
 _CUSTOM_FORMAT = 1
-_KNOWN_VERSIONS = ((1, 12, 0), (1, 16, 0))  # pg_dump 9.6.x to 18
+_KNOWN_VERSIONS = ((1, 12, 0), (1, 16, 0))  # pg_dump 9.5 to 17
 _POS_NOT_SET, _POS_SET = 1, 2
 _BLOCK_DATA = 1
 _INT_SIZE = 4  # sizeof(int) wherever pg_dump runs; the block pattern below assumes it
@@ -44,13 +44,12 @@ class _Unknown(Exception):
 
 
 class _Reader:
-    """pg_dump's archive encoding: an int is a sign byte and ``int_size`` little-endian bytes;
+    """pg_dump's archive encoding: an int is a sign byte and four little-endian bytes;
     a string is its length (an int, -1 for NULL) and its bytes."""
 
     def __init__(self, data):
         self.data = data
         self.pos = 0
-        self.int_size = 4
 
     def take(self, count):
         if count < 0 or self.pos + count > len(self.data):
@@ -64,7 +63,7 @@ class _Reader:
 
     def int(self):
         sign = self.byte()
-        value = int.from_bytes(self.take(self.int_size), "little")
+        value = int.from_bytes(self.take(_INT_SIZE), "little")
         return -value if sign else value
 
     def string(self):
@@ -95,8 +94,8 @@ class BlockFinder:
             found = data.find(_BLOCK_BOUNDARY, found + 1)
 
 
-def encode_int(value, int_size):
-    return (b"\x01" if value < 0 else b"\x00") + abs(value).to_bytes(int_size, "little")
+def encode_int(value):
+    return (b"\x01" if value < 0 else b"\x00") + abs(value).to_bytes(_INT_SIZE, "little")
 
 
 def _read_head(reader):
@@ -105,9 +104,9 @@ def _read_head(reader):
     version = (reader.byte(), reader.byte(), reader.byte())
     if not _KNOWN_VERSIONS[0] <= version <= _KNOWN_VERSIONS[1]:
         raise _Unknown("archive version %d.%d.%d" % version)
-    reader.int_size = reader.byte()
+    int_size = reader.byte()
     offset_size = reader.byte()
-    if reader.byte() != _CUSTOM_FORMAT or reader.int_size != _INT_SIZE or not 1 <= offset_size <= 8:
+    if reader.byte() != _CUSTOM_FORMAT or int_size != _INT_SIZE or not 1 <= offset_size <= 8:
         raise _Unknown("not a custom-format archive with 4-byte integers")
     compressed = reader.byte() if version >= (1, 15, 0) else reader.int()
     if compressed:
@@ -182,7 +181,7 @@ def _fill(data, starts):
             continue
         if desc != b"TABLE DATA":
             break  # large-object blocks hold arbitrary bytes: past one, a match proves nothing
-        header = bytes([_BLOCK_DATA]) + encode_int(dump_id, _INT_SIZE)
+        header = bytes([_BLOCK_DATA]) + encode_int(dump_id)
         if data[pos:pos + len(header)] == header:
             start = pos
         else:

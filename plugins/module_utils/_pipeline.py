@@ -225,20 +225,14 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
 
         for proc in procs:
             proc.wait()
-        finished.set()
-        for thread in (feeder, watcher):
-            if thread:
-                thread.join()
+        _join(finished, feeder, watcher)
         _check(steps, procs, errs, failure, early_exit_ok)
         if sink and scratch_sink:
             results["sink"] = Result(os.fstat(sink_fd).st_size, None)
         return results
     except BaseException:
         _kill(procs)
-        finished.set()
-        for thread in (feeder, watcher):
-            if thread:
-                thread.join()
+        _join(finished, feeder, watcher)
         raise
     finally:
         if sink_fd is not None:
@@ -271,6 +265,14 @@ def _feed(path, pipe, results, failure):
             pipe.close()
         except OSError:
             pass
+
+
+def _join(finished, *threads):
+    """Tell the helper threads the processes are done, and wait for them."""
+    finished.set()
+    for thread in threads:
+        if thread:
+            thread.join()
 
 
 def _watch(path, finished, consume, failure):
