@@ -169,7 +169,8 @@ def cmd_remote_list(config, args):
 def cmd_remote_prune(config, args):
     policy = _offsite_prune.policy_for(config, args.profile)
     result = _offsite_prune.prune(config, args.profile, policy, host=args.host, check_mode=args.dry_run, via="cli")
-    return result, "\n".join(["offsite " + _prune_lines(result)[0]] + _prune_lines(result)[1:])
+    lines = _prune_lines(result)
+    return result, "\n".join(["offsite " + lines[0]] + lines[1:])
 
 
 def cmd_run(config, args):

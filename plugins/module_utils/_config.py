@@ -153,8 +153,7 @@ PROFILE_FIELDS = {
     "db": Field("str", required=True, check=lambda v: None if v.strip() else "must not be empty", doc="database to dump"),
     "tables": Field("list", [], check=_table_names, doc="dump only these tables (and their partitions)"),
     "exclude_tables": Field("list", [], check=_table_names),
-    # 2: on a 2-core host zstd -3 needs as much CPU as the server's COPY and made dumps 1.2-1.5x raw pg_dump;
-    # level 2 keeps them within 1.1x, decompresses faster, and costs 0-1.3 % in size (see README, Performance)
+    # zstd's own default, tuned for pg_dump archives in _codec; level 2 is faster and 0.8 % larger (README, Performance)
     "compression_level": Field("int", 3, check=_int_range(1, 19)),
     "compression_threads": Field("int", 0, check=_int_range(0, 256), doc="zstd -T; 0 means one per core"),
     "freshness_columns": Field("dict", {}, check=_freshness, doc="table -> timestamp column"),

@@ -29,14 +29,10 @@ LEFTOVER_MAX_AGE = 86400  # seconds: a push still running is never this old
 
 def policy_for(config, profile):
     """offsite.retention (with the profile's overrides), else the profile's own retention; None when neither is set."""
-    section = _offsite.target(config, profile)
-    remote = dict((k, v) for k, v in (section.get("retention") or {}).items() if v is not None)
-    if remote:
+    remote = _retention.configured(_offsite.target(config, profile).get("retention"))
+    if remote or profile not in config["profiles"]:
         return remote
-    if profile in config["profiles"]:
-        local = dict((k, v) for k, v in get_profile(config, profile)["retention"].items() if v is not None)
-        return local or None
-    return None
+    return _retention.configured(get_profile(config, profile)["retention"])
 
 
 def prune(config, profile, policy=None, host=None, check_mode=False, via="module", now=None):

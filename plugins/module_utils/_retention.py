@@ -113,6 +113,12 @@ class Decision:
         }
 
 
+def configured(policy):
+    """The rules set in ``policy`` (unset ones dropped), or None when none is: such a profile is not pruned."""
+    rules = dict((name, value) for name, value in (policy or {}).items() if value is not None)
+    return rules or None
+
+
 def normalize(policy):
     """Validate a retention mapping; return it with zeros and unset keys dropped.
 

@@ -17,7 +17,7 @@ __metaclass__ = type
 import sys
 import time
 
-from . import _audit, _dump, _notify, _offsite, _offsite_prune, _prune
+from . import _audit, _dump, _notify, _offsite, _offsite_prune, _prune, _retention
 from ._config import get_profile
 from ._errors import LifeboatError, VerifyError
 
@@ -32,9 +32,8 @@ def _push(config, profile, report):
 
 def _prune_local(config, profile, report):
     """Local retention, unless the profile has no policy at all."""
-    policy = get_profile(config, profile)["retention"]
-    has_policy = any(value is not None for value in policy.values())
-    report["prune"] = _prune.prune(config, profile, policy, via="cron") if has_policy else None
+    policy = _retention.configured(get_profile(config, profile)["retention"])
+    report["prune"] = _prune.prune(config, profile, policy, via="cron") if policy else None
 
 
 def _prune_remote(config, profile, report):
