@@ -78,17 +78,20 @@ def read_through(entry, item, identity_file, consumer):
     _check_digest(item, source)
 
 
-def decrypt_to_file(entry, item, identity_file, directory, watch=None):
+def decrypt_to_file(entry, item, identity_file, directory, watch=None, stop=None):
     """Decode an artifact into a private file in ``directory``; the caller removes it.
 
     ``watch``: a function given the decoded bytes, in order, while they are written.
+    ``stop``: an Event that ends the decoding early (raising _pipeline.Stopped).
     """
     path = os.path.join(entry.path, item["name"])
     _check_size(path, item)
     target = os.path.join(directory, "archive")
     try:
         result = _pipeline.run(_codec.decode_steps(item, identity_file), source=path, sink=target, scratch_sink=True,
-                               watch_sink=watch)
+                               watch_sink=watch, stop=stop)
+    except _pipeline.Stopped:
+        raise
     except _pipeline.PipelineError as exc:
         checksum(entry, item)
         raise VerifyError("artifact %s cannot be decrypted into %s: %s" % (item["name"], directory, exc))

@@ -42,6 +42,13 @@ class PipelineError(Exception):
         self.storage = storage  # the local file could not be read or written
 
 
+class Stopped(PipelineError):
+    """The pipeline was stopped from outside (``run(stop=...)``): no step failed."""
+
+    def __init__(self):
+        super(Stopped, self).__init__("pipeline", "was stopped")
+
+
 class Step:
     """One program. ``stdio``: which of its C stdio streams get 1 MiB buffers ("i", "o" or "io").
 
@@ -146,10 +153,13 @@ def _storage_detail(exc, path):
     return "failed on %s: %s" % (path, exc.strerror or exc)
 
 
-def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, watch_sink=None):
+def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, watch_sink=None, follow=None, stop=None):
     """Run ``steps`` joined by pipes.
 
     ``source``: a file fed (and hashed) into the first step's stdin.
+    ``follow``: with ``source``, an Event: the file is still being written (by
+    another pipeline, which sets the event when done); it is fed as it grows,
+    until the event is set and its end is reached, and not hashed.
     ``sink``: a new file (created 0600, fsynced) receiving the last step's stdout.
     ``scratch_sink``: the sink is a working copy removed after use (a decrypted
     archive for pg_restore): the last step writes it directly, without passing
@@ -159,6 +169,8 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
     file behind the writer, so the work overlaps with decoding).
     ``early_exit_ok``: the last step may stop reading once it has what it
     needs (``pg_restore --list``); the steps it leaves behind are not failures.
+    ``stop``: an Event another thread may set to end the pipeline: its steps
+    are killed and Stopped is raised.
     Returns ``{"source": Result, "sink": Result}`` for the ends that were given.
     Raises PipelineError naming the step that failed.
     """
@@ -208,7 +220,10 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
 
         if source:
             _widen(procs[0].stdin.fileno())
-            feeder = threading.Thread(target=_feed, args=(source, procs[0].stdin, results, failure))
+            if follow:
+                feeder = threading.Thread(target=_follow, args=(source, procs[0].stdin, follow, failure))
+            else:
+                feeder = threading.Thread(target=_feed, args=(source, procs[0].stdin, results, failure))
             feeder.start()
 
         if sink and not scratch_sink:
@@ -223,8 +238,7 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
             results["sink"] = Result(size, digest.hexdigest())
             procs[-1].stdout.close()
 
-        for proc in procs:
-            proc.wait()
+        _wait(procs, stop)
         _join(finished, feeder, watcher)
         _check(steps, procs, errs, failure, early_exit_ok)
         if sink and scratch_sink:
@@ -242,6 +256,14 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
                 proc.stdout.close()
         for err in errs:
             err.close()
+
+
+def _wait(procs, stop):
+    for proc in procs:
+        while stop is not None and proc.poll() is None:
+            if stop.wait(0.02):
+                raise Stopped()  # run() kills the steps on the way out
+        proc.wait()
 
 
 def _open_sink(path):
@@ -275,23 +297,53 @@ def _join(finished, *threads):
             thread.join()
 
 
-def _watch(path, finished, consume, failure):
-    """Read ``path`` behind its writer until ``finished`` is set and the end is reached."""
+def _read_behind(path, finished, step):
+    """Process ``path`` while its writer is still at work, until ``finished`` is set and the end is reached.
+
+    ``step(fd, position)`` handles what it can from ``position`` on and
+    returns how many bytes that was (0 at the current end of the file).
+    """
+    while not os.path.exists(path) and not finished.wait(0.005):
+        pass  # its writer has not created it yet
     pos = 0
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            last_look = finished.is_set()  # set before this step: nothing more is coming after it
+            done = step(handle.fileno(), pos)
+            if done:
+                pos += done
+            elif last_look:
+                return
+            else:
+                finished.wait(0.005)
+
+
+def _watch(path, finished, consume, failure):
+    """Give ``consume`` the bytes of ``path`` as they are written."""
+    def step(fd, pos):
+        chunk = os.pread(fd, CHUNK, pos)  # small reads: the consumer holds the GIL the feeder needs
+        if chunk:
+            consume(chunk)
+        return len(chunk)
+
     try:
-        with open(path, "rb", buffering=0) as handle:
-            while True:
-                last_look = finished.is_set()  # set before this read: nothing more is coming after it
-                chunk = os.pread(handle.fileno(), CHUNK, pos)  # small reads: the consumer holds the GIL the feeder needs
-                if chunk:
-                    consume(chunk)
-                    pos += len(chunk)
-                elif last_look:
-                    return
-                else:
-                    finished.wait(0.005)
+        _read_behind(path, finished, step)
     except Exception as exc:  # the pipeline goes on; its caller learns the watch failed
         failure.append(PipelineError("watching", "failed on %s: %s" % (path, exc), storage=True))
+
+
+def _follow(path, pipe, finished, failure):
+    """Feed ``path`` into ``pipe`` as it is written; the kernel moves the bytes (no copy through Python)."""
+    try:
+        _read_behind(path, finished, lambda fd, pos: os.sendfile(pipe.fileno(), fd, pos, CHUNK))
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:  # a reader that stopped early is judged by its own exit status
+            failure.append(PipelineError("reading", "failed on %s: %s" % (path, exc.strerror or exc), storage=True))
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
 
 
 def _kill(procs):

@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -152,3 +153,34 @@ def test_scratch_sink_is_watched_while_it_is_written(engine, tmp_path):
     engine.pipeline.run([python(engine, "writer", writer)], sink=sink, scratch_sink=True, watch_sink=seen.append)
     assert b"".join(seen) == open(sink, "rb").read() == b"".join(bytes([i]) * 300000 for i in range(8))
     assert len(seen) > 1
+
+
+def test_a_file_still_being_written_is_followed_to_its_end(engine, tmp_path):
+    """A second pipeline reads what the first writes, while it writes it, and stops at the end once told it came."""
+    writer = ("import sys, time\nfor i in range(8):\n    sys.stdout.buffer.write(bytes([i]) * 300000); sys.stdout.flush(); time.sleep(0.05)")
+    growing, copied = str(tmp_path / "growing"), str(tmp_path / "copied")
+    written = threading.Event()
+    follower = threading.Thread(target=engine.pipeline.run, args=([step(engine, "cat", "cat")],),
+                                kwargs=dict(source=growing, follow=written, sink=copied))
+    follower.start()  # before the file exists: it waits for it
+    try:
+        engine.pipeline.run([python(engine, "writer", writer)], sink=growing, scratch_sink=True)
+        assert follower.is_alive()  # the end of the file is not the end of the data until the writer says so
+    finally:
+        written.set()
+        follower.join()
+    assert open(copied, "rb").read() == b"".join(bytes([i]) * 300000 for i in range(8))
+
+
+def test_a_followed_file_that_never_comes_is_an_error(engine, tmp_path):
+    done = threading.Event()
+    done.set()
+    caught = failure(engine, [step(engine, "cat", "cat")], source=str(tmp_path / "never"), follow=done)
+    assert caught.step == "reading" and "never" in caught.detail
+
+
+def test_a_pipeline_stopped_from_another_thread(engine, source):
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    with pytest.raises(engine.pipeline.Stopped):
+        engine.pipeline.run([step(engine, "cat", "cat"), step(engine, "sleeper", "sleep", "30")], source=source, stop=stop)
