@@ -118,16 +118,33 @@ def _read_head(reader):
     return version, offset_size
 
 
+class TocEntry:
+    """One entry of the archive's table of contents, as far as restores need it."""
+
+    def __init__(self, dump_id, oid, desc, section, deps, flag, flag_at):
+        self.dump_id = dump_id
+        self.oid = oid  # the object's catalog oid (the table's, for TABLE and TABLE DATA)
+        self.desc = desc
+        self.section = section  # SECTION_* below
+        self.deps = deps  # dump ids this entry depends on
+        self.flag = flag  # data offset flag: _POS_NOT_SET, _POS_SET or "no data"
+        self.flag_at = flag_at
+
+
+SECTION_NONE, SECTION_PRE_DATA, SECTION_DATA, SECTION_POST_DATA = 1, 2, 3, 4
+
+
 def _read_toc(reader, version, offset_size):
-    """[(dump id, desc, offset flag, position of the flag)] in TOC order, which is the order of the data blocks."""
+    """TocEntry list in TOC order, which is the order of the data blocks."""
     entries = []
     for _entry in range(reader.int()):
         dump_id = reader.int()
         reader.int()  # had a data dumper
-        for _field in range(3):  # table oid, oid, tag
-            reader.string()
-        desc = reader.string()
-        reader.int()  # section
+        reader.string()  # table oid
+        oid = reader.string()
+        reader.string()  # tag
+        desc = (reader.string() or b"").decode("utf-8", "replace")
+        section = reader.int()
         for _field in range(5):  # definition, drop statement, COPY statement, schema, tablespace
             reader.string()
         if version >= (1, 14, 0):
@@ -136,13 +153,31 @@ def _read_toc(reader, version, offset_size):
             reader.int()  # relkind
         reader.string()  # owner
         reader.string()  # "with oids"
-        while reader.string() is not None:  # dependencies, ended by NULL
-            pass
+        deps = []
+        dep = reader.string()
+        while dep is not None:  # dependencies, ended by NULL
+            deps.append(int(dep))
+            dep = reader.string()
         flag_at = reader.pos
         flag = reader.byte()
         reader.take(offset_size)
-        entries.append((dump_id, desc, flag, flag_at))
+        entries.append(TocEntry(dump_id, int(oid or 0), desc, section, deps, flag, flag_at))
     return entries
+
+
+def read_toc(path):
+    """The TocEntry list of the archive at ``path``, or None when it is not an archive this module knows."""
+    with open(path, "rb") as handle:
+        if not handle.seek(0, 2):
+            return None
+        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            reader = _Reader(data)
+            return _read_toc(reader, *_read_head(reader))
+        except (_Unknown, ValueError):
+            return None
+        finally:
+            data.close()
 
 
 def fill(path, finder=None):
@@ -171,15 +206,16 @@ def _fill(data, starts):
     try:
         version, offset_size = _read_head(reader)
         entries = _read_toc(reader, version, offset_size)
-    except _Unknown:
+    except (_Unknown, ValueError):
         return 0
     pos = reader.pos  # the first block follows the TOC
     candidate = bisect.bisect_left(starts, pos)
     filled = 0
-    for dump_id, desc, flag, flag_at in entries:
-        if flag != _POS_NOT_SET:
+    for entry in entries:
+        dump_id, flag_at = entry.dump_id, entry.flag_at
+        if entry.flag != _POS_NOT_SET:
             continue
-        if desc != b"TABLE DATA":
+        if entry.desc != "TABLE DATA":
             break  # large-object blocks hold arbitrary bytes: past one, a match proves nothing
         header = bytes([_BLOCK_DATA]) + encode_int(dump_id)
         if data[pos:pos + len(header)] == header:
