@@ -172,7 +172,8 @@ SELECT t.oid,
                 AND s.relkind = 'S' AND d.deptype IN ('a', 'i') ORDER BY 1),
        ARRAY(SELECT DISTINCT ARRAY[d.classid::int8, d.objid::int8] FROM pg_depend d
               WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid AND d.deptype IN ('a', 'i', 'S')
-                AND d.classid <> 'pg_type'::regclass ORDER BY 1)
+                AND d.classid <> 'pg_type'::regclass ORDER BY 1),
+       pg_table_size(t.oid)
   FROM unnest(%s::oid[]) AS t(oid)
 """
 
@@ -180,7 +181,9 @@ SELECT t.oid,
 def table_parts(handle, tables):
     """Per table, what a later restore needs to pick it out with its parts: its OID and the catalog ids of the
     objects that belong to it (indexes, sequences, defaults, constraints, triggers, policies), as the archive's
-    table of contents carries them, and index and sequence names for the comments and grants that carry none."""
+    table of contents carries them, index and sequence names for the comments and grants that carry none, and its
+    size on disk, which tells a parallel restore which table to start first."""
     rows = query(handle, _PARTS, ([t.oid for t in tables],))
-    return dict((oid, {"oid": oid, "indexes": list(indexes), "sequences": list(sequences), "parts": [list(p) for p in parts]})
-                for oid, indexes, sequences, parts in rows)
+    return dict((oid, {"oid": oid, "indexes": list(indexes), "sequences": list(sequences), "parts": [list(p) for p in parts],
+                       "bytes": size})
+                for oid, indexes, sequences, parts, size in rows)
