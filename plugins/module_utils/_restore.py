@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 
-from . import _artifacts, _audit, _codec, _manifest, _offsets, _pg, _pipeline, _toc
+from . import _artifacts, _audit, _codec, _manifest, _offsets, _overlap, _pg, _pipeline, _toc
 from ._errors import ConfigError, LifeboatError, RestoreError
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
@@ -157,6 +157,12 @@ def plan(config, entry, options):
             % (options.target_db, objects)
         )
     restored = tables or manifest["tables"]
+    method = "stream, one transaction"
+    if options.jobs > 1:
+        method = "decrypted temporary file, %d jobs" % options.jobs
+        streamed = _streamed_table(manifest, options, tables)
+        if streamed:
+            method += ", loading %s while it decrypts" % _manifest.table_key(streamed)
     return {
         "backup_id": entry.id,
         "backup_path": entry.path,
@@ -169,7 +175,7 @@ def plan(config, entry, options):
         "pg_restore": pg_restore,
         "jobs": options.jobs,
         "globals": bool(options.globals),
-        "method": "decrypted temporary file, %d jobs" % options.jobs if options.jobs > 1 else "stream, one transaction",
+        "method": method,
         "foreign_keys": "skipped (partial data)" if (tables or _toc.is_partial(manifest)) else "restored",
         "tables": [{"table": _manifest.table_key(t), "rows": t["rows"]} for t in restored],
         "rows": sum(t["rows"] for t in restored),
@@ -260,6 +266,10 @@ def restore_archive(entry, options, session, pg_restore):
     timings = {}
     workdir = tempfile.mkdtemp(prefix="lifeboat-restore-", dir=options.tmp_dir)
     try:
+        streamed = _streamed_table(entry.manifest, options, tables)
+        if streamed:
+            return _overlap.restore(entry, item, options, argv, env, workdir, streamed,
+                                    abort=lambda: drop_database(session, options.target_db))
         started = time.time()
         if options.jobs == 1:
             _artifacts.checksum(entry, item)
@@ -287,6 +297,13 @@ def restore_archive(entry, options, session, pg_restore):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return timings
+
+
+def _streamed_table(manifest, options, tables):
+    """The table a parallel restore of a whole backup into a new database loads while decrypting (``_overlap``)."""
+    if options.create and not tables and not _toc.is_partial(manifest):
+        return _overlap.lead_table(manifest, options.jobs)
+    return None
 
 
 def _write_list(workdir, lines):

@@ -134,6 +134,38 @@ ALTER LARGE OBJECT 424243 OWNER TO "lb rt owner";
 GRANT SELECT ON LARGE OBJECT 424242 TO "lb rt reader";
 COMMENT ON LARGE OBJECT 424242 IS 'a comment on a large object';
 
+-- The largest table by far, so a two-job restore loads its rows while the rest is decrypted (_overlap.py).
+-- What must wait for those rows hangs off it: a trigger that would rewrite rows loaded after it, a materialized
+-- view of it, foreign keys to and from it, a policy, a comment on its index, a grant.
+CREATE TABLE public.event_kinds (kind text PRIMARY KEY);
+INSERT INTO public.event_kinds VALUES ('login'), ('order'), ('refund');
+CREATE TABLE public.events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account int NOT NULL,
+    happened_at timestamptz NOT NULL,
+    kind text NOT NULL REFERENCES public.event_kinds,
+    body text
+);
+INSERT INTO public.events (account, happened_at, kind, body)
+SELECT g % 2000, timestamptz '2024-01-01 00:00:00+00' + (g || ' minutes')::interval,
+       (ARRAY['login', 'order', 'refund'])[1 + g % 3], repeat(md5(g::text), 4)
+  FROM generate_series(1, 30000) AS g;
+CREATE INDEX events_happened_at ON public.events (happened_at);
+COMMENT ON INDEX public.events_happened_at IS 'on the largest table''s index';
+CREATE FUNCTION public.stamp_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.body := 'rewritten by the trigger';
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER stamp BEFORE INSERT ON public.events FOR EACH ROW EXECUTE FUNCTION public.stamp_event();
+CREATE TABLE public.event_notes (event_id bigint REFERENCES public.events (id), note text);
+INSERT INTO public.event_notes SELECT g * 10, 'note ' || g FROM generate_series(1, 100) AS g;
+CREATE MATERIALIZED VIEW public.events_per_kind AS SELECT kind, count(*) AS n FROM public.events GROUP BY kind;
+ALTER TABLE public.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "readers see logins" ON public.events FOR SELECT TO "lb rt reader" USING (kind = 'login');
+GRANT SELECT ON public.events TO "lb rt reader";
+
 -- Grants to extra roles, ownership, row level security.
 ALTER TABLE "Mixed Case"."Customer Accounts" OWNER TO "lb rt owner";
 GRANT USAGE ON SCHEMA "Mixed Case", "ünï cødé" TO "lb rt reader";

@@ -141,13 +141,14 @@ def test_restore_dry_run_then_real(lifeboat, backup, pg, shop, age_key):
     args = ("restore", "--path", backup["path"], "--target", target, "--identity", age_key[0], "--jobs", "2")
     plan = lifeboat.json(*args, "--dry-run")
     assert plan["ok"] is True and plan["target_state"] == "absent" and plan["action"] == "create"
-    assert plan["method"] == "decrypted temporary file, 2 jobs"
+    assert plan["method"] == "decrypted temporary file, 2 jobs, loading public.payments while it decrypts"
     assert [t["table"] for t in plan["tables"]] == SHOP_TABLES
     assert pg.psql("SELECT count(*) FROM pg_database WHERE datname = '%s'" % target).strip() == "0"
 
     restored = lifeboat.json(*args)
     assert restored["ok"] is True and restored["changed"] is True and restored["target"] == target
     assert set(restored["timings"]) >= {"decrypt_seconds", "restore_seconds", "total_seconds"}
+    assert restored["timings"]["streamed_table"] == "public.payments"
     for table in SHOP_TABLES:
         assert pg.psql("SELECT count(*) FROM %s" % table, db=target) == pg.psql("SELECT count(*) FROM %s" % table, db=shop)
 

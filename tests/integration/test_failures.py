@@ -446,6 +446,30 @@ def test_wrong_identity(own, age_key, root, tmp_path):
     assert artifacts_and_manifest(backup) == files
 
 
+def test_damage_found_while_the_largest_table_loads(own, age_key, tmp_path):
+    """A two-job restore streams the biggest table in while the artifact decrypts: damage near the end is found
+    after rows went in, and the half-loaded database is dropped, not left behind."""
+    root = str(tmp_path / "backups")
+    config = config_dict(own, root, age_key, db="big")
+    assert lifeboat(config, "backup", "--profile", "app", tmp=tmp_path).returncode == 0
+    backup, name = the_backup(root), "big.dump.zst.age"
+    path = os.path.join(backup, name)
+    with open(path, "r+b") as handle:  # far from the head: the table of contents and most rows decrypt fine
+        handle.seek(os.path.getsize(path) * 9 // 10)
+        byte = handle.read(1)[0]
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte ^ 1]))
+    dbs = databases(own)
+    target = "restore_%s" % uuid.uuid4().hex[:6]
+    args = ("restore", "--path", backup, "--target", target, "--jobs", "2", "--identity", age_key[0])
+    plan = json.loads(lifeboat(config, "--json", *args, "--dry-run", tmp=tmp_path).stdout)
+    assert plan["method"] == "decrypted temporary file, 2 jobs, loading public.payload while it decrypts"
+    proc = lifeboat(config, *args, tmp=tmp_path)
+    assert_one_line(proc, "restore", "Failed to restore backup %s into %s: artifact %s does not match its SHA-256 in the "
+                    "manifest (corrupted)" % (os.path.basename(backup), target, name))
+    assert databases(own) == dbs
+
+
 @pytest.mark.parametrize("how", ["edited", "cut"])
 def test_damaged_manifest(own, age_key, root, tmp_path, how):
     backup = the_backup(root)
