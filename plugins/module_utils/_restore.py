@@ -7,7 +7,9 @@ A single-job restore streams ``age -d | zstd -d | pg_restore`` in one
 transaction after the artifact's checksum is confirmed. A parallel restore or
 a table subset needs a seekable archive: the artifact is decrypted once into
 a private temporary file (hashed on the way), given the data offsets pg_dump
-could not write into a pipe (``_offsets``), used, and removed.
+could not write into a pipe (``_offsets``), used, and removed. A parallel
+restore of a whole backup into a new database starts loading its largest
+table while that file is still being written (``_overlap``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -253,7 +255,8 @@ def restore_archive(entry, options, session, pg_restore):
     """pg_restore the database artifact into ``options.target_db``; returns timings.
 
     One job streams the archive in a single transaction once its checksum is
-    confirmed; several jobs need a seekable file, decrypted (and hashed) first.
+    confirmed; several jobs need a seekable file, decrypted (and hashed) first,
+    or while the largest table loads (``_overlap``).
     """
     item = _artifact(entry, "database")[0]
     tables = _select_tables(entry.manifest, options.tables)

@@ -19,6 +19,9 @@ description:
     private temporary file, which is removed afterwards. While it is decrypted, the positions of the tables' data
     are written into the archive's table of contents (C(pg_dump) cannot record them when it writes into a pipe),
     so C(pg_restore --jobs) starts with the largest table and seeks straight to each one.
+  - Into a new database (O(create)), when one table holds at least 1/O(jobs) of the data, its rows start loading
+    while the rest is still being decrypted; what depends on it (indexes, constraints, triggers, foreign keys)
+    follows once they are in. The plan's C(method) says so. On any failure the new database is dropped.
 author:
   - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
