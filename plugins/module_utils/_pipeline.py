@@ -333,9 +333,25 @@ def _watch(path, finished, consume, failure):
 
 
 def _follow(path, pipe, finished, failure):
-    """Feed ``path`` into ``pipe`` as it is written; the kernel moves the bytes (no copy through Python)."""
+    """Feed ``path`` into ``pipe`` as it is written; the kernel moves the bytes where it can (``sendfile``)."""
+    out = pipe.fileno()
+    copying = []  # set once a filesystem turns sendfile down: then through a buffer
+
+    def step(fd, pos):
+        if not copying:
+            try:
+                return os.sendfile(out, fd, pos, CHUNK)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                copying.append(True)
+        chunk = memoryview(os.pread(fd, CHUNK, pos))
+        while chunk:
+            chunk = chunk[os.write(out, chunk):]
+        return len(chunk.obj)
+
     try:
-        _read_behind(path, finished, lambda fd, pos: os.sendfile(pipe.fileno(), fd, pos, CHUNK))
+        _read_behind(path, finished, step)
     except OSError as exc:
         if exc.errno != errno.EPIPE:  # a reader that stopped early is judged by its own exit status
             failure.append(PipelineError("reading", "failed on %s: %s" % (path, exc.strerror or exc), storage=True))

@@ -1,5 +1,6 @@
 """The process pipeline with plain programs: hashing ends, failing steps named, signals, early exits, bad sinks."""
 
+import errno
 import hashlib
 import os
 import stat
@@ -184,3 +185,17 @@ def test_a_pipeline_stopped_from_another_thread(engine, source):
     threading.Timer(0.2, stop.set).start()
     with pytest.raises(engine.pipeline.Stopped):
         engine.pipeline.run([step(engine, "cat", "cat"), step(engine, "sleeper", "sleep", "30")], source=source, stop=stop)
+
+
+def test_following_where_sendfile_is_refused(engine, tmp_path, monkeypatch):
+    """Some filesystems cannot sendfile: the bytes then go through a buffer, all of them."""
+    def refuse(*args):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(engine.pipeline.os, "sendfile", refuse)
+    path, copied = tmp_path / "whole", str(tmp_path / "copied")
+    path.write_bytes(DATA)
+    done = threading.Event()
+    done.set()
+    engine.pipeline.run([step(engine, "cat", "cat")], source=str(path), follow=done, sink=copied)
+    assert open(copied, "rb").read() == DATA
