@@ -34,7 +34,7 @@ import os
 import threading
 import time
 
-from . import _artifacts, _offsets, _pipeline
+from . import _artifacts, _manifest, _offsets, _pipeline
 from ._errors import RestoreError
 
 # What pg_restore runs after everything else in one invocation; here that must be the last one.
@@ -142,11 +142,12 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
     decrypt = _Background(lambda: _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir, watch=blocks.feed,
                                                              stop=stop), decrypted)
     loader = None
+    name = _manifest.table_key(table)
     try:
         parts = _split_when_readable(archive, decrypted, table["oid"])
         if parts:
             _run(argv, env, workdir, "pre", "pre-data", parts.pre, follow=decrypted, source=archive)
-            loader = _Background(lambda: _run(argv, env, workdir, "lead", "the rows of %s" % _key(table), parts.lead,
+            loader = _Background(lambda: _run(argv, env, workdir, "lead", "the rows of %s" % name, parts.lead,
                                               follow=decrypted, source=archive))
         decrypt.result()
         _offsets.fill(archive, blocks)
@@ -157,7 +158,7 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
             _run(argv + ["--jobs=%d" % max(1, options.jobs - 1), archive], env, workdir, "rest", "the other tables",
                  parts.rest)
             loader.result()
-            _run(argv + jobs + [archive], env, workdir, "last", "what depends on %s" % _key(table), parts.last)
+            _run(argv + jobs + [archive], env, workdir, "last", "what depends on %s" % name, parts.last)
     except BaseException:
         undecryptable = decrypted.is_set() and decrypt.error  # failed on its own, before anything stopped it
         stop.set()
@@ -169,12 +170,8 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
         if undecryptable:
             raise decrypt.error  # a damaged artifact or a wrong key explains whatever failed after it
         raise
-    return {"decrypt_seconds": decrypt.seconds, "streamed_table": _key(table),
+    return {"decrypt_seconds": decrypt.seconds, "streamed_table": name,
             "restore_seconds": round(time.time() - started, 3)}
-
-
-def _key(table):
-    return "%s.%s" % (table["schema"], table["name"])
 
 
 def _split_when_readable(archive, decrypted, table_oid):
