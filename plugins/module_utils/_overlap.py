@@ -101,11 +101,11 @@ def _effective_sections(entries):
 
 
 class _Background(threading.Thread):
-    """Runs ``action`` and keeps its outcome for ``result``; sets ``done`` when it ends, whichever way."""
+    """Runs ``action`` and keeps its outcome for ``result``; sets ``done`` when it ends, and ``failed`` if it raised."""
 
     def __init__(self, action, done=None):
         super(_Background, self).__init__(name="lifeboat-restore")
-        self.action, self.done = action, done or threading.Event()
+        self.action, self.done, self.failed = action, done or threading.Event(), threading.Event()
         self.value = self.error = None
         self.seconds = None
         self.start()
@@ -116,6 +116,7 @@ class _Background(threading.Thread):
             self.value = self.action()
         except BaseException as exc:  # handed to the caller by result()
             self.error = exc
+            self.failed.set()
         finally:
             self.seconds = round(time.time() - started, 3)
             self.done.set()
@@ -146,9 +147,12 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
     try:
         parts = _split_when_readable(archive, decrypted, table["oid"])
         if parts:
-            _run(argv, env, workdir, "pre", "pre-data", parts.pre, follow=decrypted, source=archive)
+            _run(argv, env, workdir, "pre", "pre-data", parts.pre, source=archive, follow=decrypted)
             loader = _Background(lambda: _run(argv, env, workdir, "lead", "the rows of %s" % name, parts.lead,
-                                              follow=decrypted, source=archive))
+                                              source=archive, follow=decrypted))
+            while not decrypted.wait(0.05):
+                if loader.failed.is_set():
+                    loader.result()  # its failure is the restore's: no need to decrypt the rest first
         decrypt.result()
         _offsets.fill(archive, blocks)
         jobs = ["--jobs=%d" % options.jobs]
@@ -156,11 +160,13 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
             _run(argv + jobs + [archive], env, workdir, "all", "the archive", None)
         else:
             _run(argv + ["--jobs=%d" % max(1, options.jobs - 1), archive], env, workdir, "rest", "the other tables",
-                 parts.rest)
+                 parts.rest, stop=loader.failed)
             loader.result()
             _run(argv + jobs + [archive], env, workdir, "last", "what depends on %s" % name, parts.last)
     except BaseException:
-        undecryptable = decrypted.is_set() and decrypt.error  # failed on its own, before anything stopped it
+        # Which background step failed on its own, before anything below stopped it: that failure is the cause.
+        undecryptable = decrypted.is_set() and decrypt.error
+        load_failed = loader is not None and loader.failed.is_set()
         stop.set()
         if loader and loader.is_alive():
             abort()  # its connection goes with the database, so the load ends now, not when its COPY would
@@ -169,6 +175,8 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
                 background.join()
         if undecryptable:
             raise decrypt.error  # a damaged artifact or a wrong key explains whatever failed after it
+        if load_failed:
+            raise loader.error  # what stopped the other steps
         raise
     return {"decrypt_seconds": decrypt.seconds, "streamed_table": name,
             "restore_seconds": round(time.time() - started, 3)}
@@ -186,8 +194,12 @@ def _split_when_readable(archive, decrypted, table_oid):
         decrypted.wait(_TOC_POLL)
 
 
-def _run(argv, env, workdir, name, what, ids, **stream):
-    """One pg_restore over the entries ``ids`` (all of them when None); ``stream``: fed from the growing file."""
+def _run(argv, env, workdir, name, what, ids, source=None, follow=None, stop=None):
+    """One pg_restore over the entries ``ids`` (all of them when None).
+
+    ``source`` and ``follow``: fed from the file as it grows. ``stop``: an
+    Event that ends it early (another step failed).
+    """
     if ids is not None:
         if not ids:
             return
@@ -195,8 +207,8 @@ def _run(argv, env, workdir, name, what, ids, **stream):
         with open(path, "w") as handle:
             handle.write("".join("%d;\n" % dump_id for dump_id in ids))
         argv = argv + ["--use-list=%s" % path]
-    step = _pipeline.Step("pg_restore", argv, env, stdio="i" if stream else "")
+    step = _pipeline.Step("pg_restore", argv, env, stdio="i" if source else "")
     try:
-        _pipeline.run([step], early_exit_ok=bool(stream), **stream)
+        _pipeline.run([step], source=source, follow=follow, early_exit_ok=bool(source), stop=stop)
     except _pipeline.PipelineError as exc:
         raise RestoreError("restoring %s: %s" % (what, exc))

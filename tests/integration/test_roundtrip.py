@@ -10,6 +10,7 @@ sequence's state, every large object's bytes and ACL, and the schema as
 
 import os
 import subprocess
+import time
 
 import psycopg2
 import pytest
@@ -216,6 +217,30 @@ def test_two_job_restore_that_fails_early_leaves_nothing(engine, age_key, full_b
         assert bare.psql("SELECT count(*) FROM pg_database WHERE datname = 'no roles here'").strip() == "0"
     finally:
         bare.destroy()
+
+
+def test_a_failed_load_of_the_largest_table_stops_the_restore_at_once(engine, pg, age_key, full_backup, config_for,
+                                                                      monkeypatch):
+    """Fault injected (a server cannot be made to fail one COPY on demand): the largest table's load fails while
+    the other tables are restored. The restore stops then, with that failure, and drops the new database."""
+    real_run = engine.overlap._run
+
+    def failing_load(argv, env, workdir, name, what, ids, **kwargs):
+        if name == "lead":
+            time.sleep(0.5)
+            raise engine.errors.RestoreError("restoring %s: injected failure" % what)
+        if name == "rest":  # a step that only a stop ends soon
+            engine.pipeline.run([engine.pipeline.Step("sleep", ["sleep", "60"])], stop=kwargs["stop"])
+            return None
+        return real_run(argv, env, workdir, name, what, ids, **kwargs)
+
+    monkeypatch.setattr(engine.overlap, "_run", failing_load)
+    started = time.time()
+    failed = pytest.raises(engine.errors.RestoreError, restore, engine, config_for(pg), full_backup, "load fails", jobs=2,
+                           identity_file=age_key[0])
+    assert "restoring the rows of public.events: injected failure" in str(failed.value)
+    assert time.time() - started < 30
+    assert pg.psql("SELECT count(*) FROM pg_database WHERE datname = 'load fails'").strip() == "0"
 
 
 def test_restore_level_verify_passes(engine, pg, age_key, full_backup, config_for):
