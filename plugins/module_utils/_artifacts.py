@@ -14,7 +14,7 @@ __metaclass__ = type
 import hashlib
 import os
 
-from . import _codec, _pipeline
+from . import _codec, _offsets, _pipeline
 from ._errors import VerifyError
 
 
@@ -97,6 +97,15 @@ def decrypt_to_file(entry, item, identity_file, directory, watch=None, stop=None
         raise VerifyError("artifact %s cannot be decrypted into %s: %s" % (item["name"], directory, exc))
     _check_digest(item, result["source"])
     return target
+
+
+def decrypt_archive(entry, item, identity_file, directory, stop=None):
+    """decrypt_to_file for a pg_dump archive, with the data offsets pg_dump could not write into a pipe filled in
+    (``_offsets``), so ``pg_restore --jobs`` seeks to each table and starts with the largest."""
+    blocks = _offsets.BlockFinder()
+    archive = decrypt_to_file(entry, item, identity_file, directory, watch=blocks.feed, stop=stop)
+    _offsets.fill(archive, blocks)
+    return archive
 
 
 def listing(entry, item, identity_file, pg_restore, workdir, env, archive=None):

@@ -165,6 +165,18 @@ def _read_toc(reader, version, offset_size):
     return entries
 
 
+def _parse(data):
+    """(TocEntry list, where the TOC ends, the size of an offset), or None for an archive this module does not know
+    or whose TOC is not all there."""
+    reader = _Reader(data)
+    try:
+        version, offset_size = _read_head(reader)
+        entries = _read_toc(reader, version, offset_size)
+    except (_Unknown, ValueError):
+        return None
+    return entries, reader.pos, offset_size
+
+
 def read_toc(path):
     """The TocEntry list of the archive at ``path``, or None when it is not an archive this module knows."""
     with open(path, "rb") as handle:
@@ -172,12 +184,10 @@ def read_toc(path):
             return None
         data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            reader = _Reader(data)
-            return _read_toc(reader, *_read_head(reader))
-        except (_Unknown, ValueError):
-            return None
+            parsed = _parse(data)
         finally:
             data.close()
+    return parsed[0] if parsed else None
 
 
 def fill(path, finder=None):
@@ -202,13 +212,10 @@ def fill(path, finder=None):
 
 
 def _fill(data, starts):
-    reader = _Reader(data)
-    try:
-        version, offset_size = _read_head(reader)
-        entries = _read_toc(reader, version, offset_size)
-    except (_Unknown, ValueError):
+    parsed = _parse(data)
+    if not parsed:
         return 0
-    pos = reader.pos  # the first block follows the TOC
+    entries, pos, offset_size = parsed  # the first block follows the TOC
     candidate = bisect.bisect_left(starts, pos)
     filled = 0
     for entry in entries:

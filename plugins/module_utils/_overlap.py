@@ -138,10 +138,9 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
     """
     started = time.time()
     archive = os.path.join(workdir, "archive")
-    blocks = _offsets.BlockFinder()
     decrypted, stop = threading.Event(), threading.Event()
-    decrypt = _Background(lambda: _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir, watch=blocks.feed,
-                                                             stop=stop), decrypted)
+    decrypt = _Background(lambda: _artifacts.decrypt_archive(entry, item, options.identity_file, workdir, stop=stop),
+                          decrypted)
     loader = None
     name = _manifest.table_key(table)
     try:
@@ -154,7 +153,6 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
                 if loader.failed.is_set():
                     loader.result()  # its failure is the restore's: no need to decrypt the rest first
         decrypt.result()
-        _offsets.fill(archive, blocks)
         jobs = ["--jobs=%d" % options.jobs]
         if not parts:
             _run(argv + jobs + [archive], env, workdir, "all", "the archive", None)

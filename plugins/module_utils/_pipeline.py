@@ -125,15 +125,17 @@ def _copy(read_fd, write_fd, digest, durable=False):
         n = os.readv(read_fd, [buf])
         if not n:
             return total
-        chunk = view[:n]
-        digest.update(chunk)
+        digest.update(view[:n])
         total += n
-        while chunk:
-            written = os.write(write_fd, chunk)
-            chunk = chunk[written:]
+        _write_all(write_fd, view[:n])
         if durable and total - flushed >= WRITEBACK:
             _start_writeback(write_fd, flushed, total - flushed)
             flushed = total
+
+
+def _write_all(fd, chunk):
+    while chunk:
+        chunk = chunk[os.write(fd, chunk):]
 
 
 def _start_writeback(fd, offset, length):
@@ -274,13 +276,22 @@ def _open_sink(path):
 
 
 def _feed(path, pipe, results, failure):
-    digest = hashlib.sha256()
-    try:
+    """Feed ``path`` into ``pipe``, hashing it."""
+    def copy():
+        digest = hashlib.sha256()
         with open(path, "rb", buffering=0) as handle:
             size = _copy(handle.fileno(), pipe.fileno(), digest)
         results["source"] = Result(size, digest.hexdigest())
+
+    _feeding(path, pipe, failure, copy)
+
+
+def _feeding(path, pipe, failure, copy):
+    """Run ``copy`` (``path`` into ``pipe``), then close the pipe, so the step reading it sees its end."""
+    try:
+        copy()
     except OSError as exc:
-        if exc.errno != errno.EPIPE:
+        if exc.errno != errno.EPIPE:  # a reader that stopped early is judged by its own exit status
             failure.append(PipelineError("reading", "failed on %s: %s" % (path, exc.strerror or exc), storage=True))
     finally:
         try:
@@ -345,21 +356,11 @@ def _follow(path, pipe, finished, failure):
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 copying.append(True)
-        chunk = memoryview(os.pread(fd, CHUNK, pos))
-        while chunk:
-            chunk = chunk[os.write(out, chunk):]
-        return len(chunk.obj)
+        chunk = os.pread(fd, CHUNK, pos)
+        _write_all(out, memoryview(chunk))
+        return len(chunk)
 
-    try:
-        _read_behind(path, finished, step)
-    except OSError as exc:
-        if exc.errno != errno.EPIPE:  # a reader that stopped early is judged by its own exit status
-            failure.append(PipelineError("reading", "failed on %s: %s" % (path, exc.strerror or exc), storage=True))
-    finally:
-        try:
-            pipe.close()
-        except OSError:
-            pass
+    _feeding(path, pipe, failure, lambda: _read_behind(path, finished, step))
 
 
 def _kill(procs):

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 
-from . import _artifacts, _audit, _codec, _manifest, _offsets, _overlap, _pg, _pipeline, _toc
+from . import _artifacts, _audit, _codec, _manifest, _overlap, _pg, _pipeline, _toc
 from ._errors import ConfigError, LifeboatError, RestoreError
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
@@ -279,9 +279,7 @@ def restore_archive(entry, options, session, pg_restore):
             archive = None
             timings["checksum_seconds"] = round(time.time() - started, 3)
         else:
-            blocks = _offsets.BlockFinder()
-            archive = _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir, watch=blocks.feed)
-            _offsets.fill(archive, blocks)  # lets pg_restore --jobs seek, and start with the largest table
+            archive = _artifacts.decrypt_archive(entry, item, options.identity_file, workdir)
             timings["decrypt_seconds"] = round(time.time() - started, 3)
         if tables or _toc.is_partial(entry.manifest):
             listing = _artifacts.listing(entry, item, options.identity_file, pg_restore, workdir, env, archive)

@@ -92,9 +92,8 @@ def _is_data_of(entry, table):
     return entry.rest.startswith(_names(table["schema"], [table["name"]]))
 
 
-def _owns(entry, table):
-    """Does this entry belong to ``table`` (a manifest entry)?"""
-    ids = _table_ids(table)
+def _owns(entry, table, ids):
+    """Does this entry belong to ``table`` (a manifest entry, whose ``_table_ids`` are ``ids``)?"""
     if ids is not None and entry.ids != _NO_IDS:
         return entry.ids in ids
     return entry.rest.startswith(_names(table["schema"], [table["name"]])) or entry.rest.startswith(
@@ -128,6 +127,7 @@ def choose(listing, manifest, tables=(), into_existing=False):
     # A partition's indexes that belong to its parent's indexes: in an existing database the parent's
     # index is there, so ATTACH PARTITION creates them, and creating them again would fail.
     attached = set(entry.rest for entry in parsed if entry.desc == "INDEX ATTACH")
+    owned = [(table, _table_ids(table)) for table in tables]
     for entry in parsed:
         desc = entry.desc
         if desc == "FK CONSTRAINT" and (tables or is_partial(manifest)):
@@ -138,7 +138,7 @@ def choose(listing, manifest, tables=(), into_existing=False):
             elif desc in _DECORATIONS:
                 keep = any(_decorates(entry.rest, t) for t in tables)
             else:
-                keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(entry, t) for t in tables)
+                keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(entry, t, ids) for t, ids in owned)
         elif tables:
             keep = desc != "TABLE DATA" or any(_is_data_of(entry, t) for t in tables)
         else:
