@@ -11,6 +11,8 @@ rotated per round so none always runs first or last:
   lifeboat_module  lifeboat.backup.dump (ansible-playbook), zstd + age
   lifeboat_cli     lifeboat backup (the CLI), zstd + age
   lifeboat_cli_level2  the same with compression_level 2 (the size/time trade-off)
+  floor_socket / lifeboat_cli_socket  the floor and the CLI over the local Unix socket (the agent's
+                   default connection) instead of TCP to 127.0.0.1
   *_small          the two lifeboat dumps of the small database (engine memory at a second size)
   ansible_noop     ansible-playbook running ansible.builtin.ping (Ansible's own start-up cost)
   pg_restore_j2    createdb + pg_restore -j2 of the .pgc file
@@ -47,12 +49,13 @@ MIB = 1048576.0
 MB = 1000000.0  # the unit for verify throughput
 
 DUMPS = ["floor", "pgdb_pgc", "pgdb_sqlgz", "lifeboat_module", "lifeboat_cli", "lifeboat_cli_level2",
-         "lifeboat_module_small", "lifeboat_cli_small", "ansible_noop"]
+         "floor_socket", "lifeboat_cli_socket", "lifeboat_module_small", "lifeboat_cli_small", "ansible_noop"]
 RESTORES = ["pg_restore_j2", "lifeboat_restore_cli", "lifeboat_restore_module"]
 CHECKS = ["lifeboat_verify"]
 
 TARGETS = {
     "lifeboat_cli_vs_floor": ("lifeboat backup (CLI) / floor", "<=", 1.15),
+    "lifeboat_socket_vs_floor_socket": ("lifeboat backup (CLI) / floor, both over the local socket", "<=", 1.15),
     "pgdb_pgc_vs_lifeboat_module": ("postgresql_db .pgc / lifeboat.backup.dump (speed-up)", ">=", 3.0),
     "artifact_vs_pgc": ("lifeboat database artifact / postgresql_db .pgc (size)", "<=", 1.0),
     "restore_cli_vs_pg_restore": ("lifeboat restore jobs=2 (CLI) / pg_restore -j2", "<=", 1.05),
@@ -129,6 +132,7 @@ class Bench:
                                         text=True).stdout.strip()
         self.passfile = _write(os.path.join(self.workdir, "pgpass"), "127.0.0.1:%d:*:postgres:%s\n" % (self.cluster.port, self.cluster.password))
         self.pg_env = dict(os.environ, PGPASSFILE=self.passfile, PGHOST="127.0.0.1", PGPORT=str(self.cluster.port), PGUSER="postgres")
+        self.socket_env = dict(self.pg_env, PGHOST=self.cluster.socket_dir)
         self.data = {}
         for db, size in (("bench", self.args.size_mb), ("bench_small", self.args.small_mb)):
             log("generating %s (about %d MiB)" % (db, size))
@@ -139,6 +143,12 @@ class Bench:
             "encryption": {"mode": "age", "recipients": [self.recipient]},
             "profiles": {"bench": {"db": "bench"}, "bench_small": {"db": "bench_small"},
                          "bench_level2": {"db": "bench", "compression_level": 2}},
+        })
+        over_socket = dict(self.cluster.connection(login_unix_socket=self.cluster.socket_dir))
+        del over_socket["login_host"]
+        self.socket_config = _write(os.path.join(self.workdir, "lifeboat-socket.yml"), {
+            "connection": over_socket, "backup_root": self.backup_root,
+            "encryption": {"mode": "age", "recipients": [self.recipient]}, "profiles": {"bench": {"db": "bench"}},
         })
         # Hosts run the engine from bytecode the agent role compiles; a first CLI run must not pay for compiling it.
         subprocess.run([os.path.join(VENV_BIN, "python"), "-m", "compileall", "-q", os.path.join(REPO, "plugins", "module_utils")],
@@ -210,8 +220,8 @@ class Bench:
             raise RuntimeError("ansible-playbook %s failed: %s" % (name, result.get("msg") or outcome.stderr[-2000:]))
         return outcome, result
 
-    def _cli(self, *args):
-        argv = [os.path.join(VENV_BIN, "python"), os.path.join(REPO, "bin", "lifeboat"), "--config", self.config, "--json"]
+    def _cli(self, *args, config=None):
+        argv = [os.path.join(VENV_BIN, "python"), os.path.join(REPO, "bin", "lifeboat"), "--config", config or self.config, "--json"]
         outcome = bench_run.run(argv + list(args), engine="self").check("lifeboat %s" % args[0])
         return outcome, json.loads(outcome.stdout.strip().splitlines()[-1])
 
@@ -239,10 +249,16 @@ class Bench:
         return "bench_restore_%d" % self.restores
 
     # -- the measured commands: each returns a dict with at least seconds ---------------------
-    def m_floor(self):
+    def _floor(self, env):
         argv = [os.path.join(self.bin, "pg_dump"), "-Fc", "-Z0", "--no-password", "--dbname=bench"]
-        outcome = bench_run.run(argv, env=self.pg_env, discard_stdout=True).check("pg_dump")
+        outcome = bench_run.run(argv, env=env, discard_stdout=True).check("pg_dump")
         return {"seconds": outcome.seconds, "cpu_seconds": outcome.cpu_seconds}
+
+    def m_floor(self):
+        return self._floor(self.pg_env)
+
+    def m_floor_socket(self):
+        return self._floor(self.socket_env)
 
     def _pgdb(self, suffix):
         target = os.path.join(self.out, "bench" + suffix)
@@ -262,8 +278,8 @@ class Bench:
         self._keep_newest_backup(db, result["backup"]["path"])
         return dict(self._backup_sizes(result["backup"]), **_engine(outcome))
 
-    def _cli_dump(self, db):
-        outcome, result = self._cli("backup", "--profile", db)
+    def _cli_dump(self, db, config=None):
+        outcome, result = self._cli("backup", "--profile", db, config=config)
         self._keep_newest_backup(db, result["path"])
         return dict(self._backup_sizes(result), **_engine(outcome))
 
@@ -275,6 +291,9 @@ class Bench:
 
     def m_lifeboat_cli_level2(self):
         return self._cli_dump("bench_level2")
+
+    def m_lifeboat_cli_socket(self):
+        return self._cli_dump("bench", config=self.socket_config)
 
     def m_lifeboat_module_small(self):
         return self._module_dump("bench_small")
@@ -373,6 +392,7 @@ def summarize(runs):
         "lifeboat_cli_vs_floor": _paired(runs, "lifeboat_cli", "floor"),
         "lifeboat_module_vs_floor": _paired(runs, "lifeboat_module", "floor"),
         "lifeboat_level2_vs_floor": _paired(runs, "lifeboat_cli_level2", "floor"),
+        "lifeboat_socket_vs_floor_socket": _paired(runs, "lifeboat_cli_socket", "floor_socket"),
         "pgdb_pgc_vs_lifeboat_module": _paired(runs, "pgdb_pgc", "lifeboat_module"),
         "pgdb_pgc_vs_lifeboat_cli": _paired(runs, "pgdb_pgc", "lifeboat_cli"),
         "pgdb_sqlgz_vs_lifeboat_module": _paired(runs, "pgdb_sqlgz", "lifeboat_module"),
@@ -407,6 +427,8 @@ LABELS = {
     "lifeboat_module": "lifeboat.backup.dump (Ansible)",
     "lifeboat_cli": "lifeboat backup (CLI)",
     "lifeboat_cli_level2": "lifeboat backup, compression_level 2",
+    "floor_socket": "floor over the local socket",
+    "lifeboat_cli_socket": "lifeboat backup (CLI) over the local socket",
     "lifeboat_module_small": "lifeboat.backup.dump, small db",
     "lifeboat_cli_small": "lifeboat backup, small db",
     "ansible_noop": "ansible-playbook ping (overhead)",
