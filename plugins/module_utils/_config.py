@@ -159,6 +159,9 @@ PROFILE_FIELDS = {
     "freshness_columns": Field("dict", {}, check=_freshness, doc="table -> timestamp column"),
     "min_tables": Field("int", 1, check=_int_range(0), doc="fail when the dump holds fewer tables"),
     "globals": Field("bool", True, doc="dump roles and tablespaces alongside"),
+    # pg_dump waits for its table locks for ever by default; a run stuck behind a long ALTER TABLE should fail clearly.
+    "lock_wait_timeout": Field("int", 600, check=_int_range(0),
+                               doc="seconds to wait for a table another session holds locked, then fail; 0 waits for ever"),
     "retention": Field("section", fields=RETENTION_FIELDS),
     "schedule": Field("str", doc="cron expression or @hourly/@daily (used by the agent role)"),
     "offsite": Field("section", fields=_without_defaults(OFFSITE_FIELDS), doc="overrides of the top-level offsite settings"),

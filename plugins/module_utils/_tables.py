@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ._errors import ConfigError
+from ._errors import ConfigError, DatabaseError
 from ._pg import query, quote_ident
 
 # Ordinary and partitioned tables of the user, not owned by an extension.
@@ -140,11 +140,19 @@ def freshness_targets(handle, profile, selection):
     return targets
 
 
+def _on(table, function, *args):
+    """Name the table in an error from reading it."""
+    try:
+        return function(*args)
+    except DatabaseError as exc:
+        raise DatabaseError("%s: %s" % (table.qualified, exc))
+
+
 def count_rows(handle, tables):
     """Exact row counts per table (``ONLY``: children are counted on their own)."""
     counts = []
     for table in tables:
-        rows = query(handle, "SELECT count(*) FROM ONLY %s" % table.qualified)[0][0]
+        rows = _on(table, query, handle, "SELECT count(*) FROM ONLY %s" % table.qualified)[0][0]
         counts.append({"schema": table.schema, "name": table.name, "rows": rows})
     return counts
 
@@ -158,7 +166,7 @@ def newest_values(handle, targets):
             quote_ident(column),
             table.qualified,
         )
-        newest, epoch = query(handle, sql)[0]
+        newest, epoch = _on(table, query, handle, sql)[0]
         result.append({"schema": table.schema, "name": table.name, "column": column, "newest": newest, "newest_epoch": epoch})
     return result
 

@@ -92,6 +92,13 @@ options:
       - Fail when fewer tables than this would be dumped (a wrong database, or a selection that matches nothing).
     type: int
     default: 1
+  lock_wait_timeout:
+    description:
+      - Seconds to wait for a table that another session holds locked (an C(ALTER TABLE), C(VACUUM FULL), an explicit
+        C(LOCK)) before the backup fails with an error naming the table; V(0) waits for as long as it takes, as
+        C(pg_dump) does by default.
+    type: int
+    default: 600
   globals:
     description:
       - Also dump roles and tablespaces (C(pg_dumpall --globals-only); role passwords are left out unless the
@@ -181,7 +188,8 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
     storage_argument_spec,
 )
 
-PROFILE_OPTIONS = ("tables", "exclude_tables", "compression_level", "compression_threads", "freshness_columns", "min_tables", "globals")
+PROFILE_OPTIONS = ("tables", "exclude_tables", "compression_level", "compression_threads", "freshness_columns", "min_tables",
+                   "lock_wait_timeout", "globals")
 
 
 def main():
@@ -198,6 +206,7 @@ def main():
         compression_threads=dict(type="int", default=0),
         freshness_columns=dict(type="dict", default={}),
         min_tables=dict(type="int", default=1),
+        lock_wait_timeout=dict(type="int", default=600),
         globals=dict(type="bool", default=True),
         verify=dict(type="str", choices=["none", "archive"], default="none"),
     )

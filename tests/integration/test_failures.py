@@ -281,6 +281,77 @@ def test_unwritable_backup_root(own, age_key, seed, mount_point, tmp_path):
     assert_failed_cleanly(before, proc, "storage", "Read-only file system", os.path.join(root, "app"))
 
 
+# -- table locks ----------------------------------------------------------------------------------------------------
+
+def _holding(cluster, db, sql):
+    """A session that runs ``sql`` in a transaction and keeps it open until the test ends it (stdin closed)."""
+    psql = subprocess.Popen([os.path.join(cluster.info["bin_dir"], "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                             "-h", cluster.socket_dir, "-p", str(cluster.port), "-U", "postgres", "-d", db],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    psql.stdin.write("BEGIN;\n%s;\n" % sql)
+    psql.stdin.flush()
+    return psql
+
+
+def _release(psql):
+    psql.stdin.write("COMMIT;\n")
+    psql.stdin.close()
+    assert psql.wait(timeout=60) == 0, psql.stderr.read()
+
+
+def test_table_locked_by_another_session(own, age_key, root, tmp_path):
+    """pg_dump would wait for ever behind an ALTER TABLE or VACUUM FULL; lock_wait_timeout makes it one clear error."""
+    before = Before(root)
+    holder = _holding(own, "small", "LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")
+    try:
+        deadline = time.time() + 30
+        while own.psql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'notes'::regclass",
+                       db="small").strip() != "1":
+            assert time.time() < deadline, "the holder never got its lock"
+            time.sleep(0.05)
+        started = time.time()
+        proc = lifeboat(config_dict(own, root, age_key, lock_wait_timeout=1), "backup", "--profile", "app", tmp=tmp_path)
+        waited = time.time() - started
+    finally:
+        _release(holder)
+    assert_failed_cleanly(before, proc, "dump", "Failed to dump database small (profile app): public.notes is locked by "
+                          "another session and was not released within lock_wait_timeout (1 s)")
+    assert waited < 30, "the run waited %.0f s" % waited
+    assert lifeboat(config_dict(own, root, age_key), "backup", "--profile", "app", tmp=tmp_path).returncode == 0
+
+
+def test_row_counts_hold_no_table_locks_while_pg_dump_streams(own, age_key, root, tmp_path):
+    """The counts commit when done: only pg_dump keeps its share lock, so an ALTER TABLE queued during the dump
+    waits for pg_dump alone, and the run ends normally, with the counts taken before the ALTER."""
+    run = lifeboat(config_dict(own, root, age_key, db="big", compression_level=12), "backup", "--profile", "app",
+                   tmp=tmp_path, wait=False)
+    pid = wait_for_copy(own, "big", run)
+    zstd = int(subprocess.run(["pgrep", "-P", str(run.pid), "-x", "zstd"], capture_output=True, text=True, check=True).stdout.split()[0])
+    os.kill(zstd, signal.SIGSTOP)  # pg_dump stays in its COPY, blocked on the full pipe, until the checks are done
+    try:
+        holders = ("SELECT string_agg(l.pid::text || ' ' || a.query, '; ') FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                   "WHERE a.application_name = 'lifeboat' AND l.relation = 'payload'::regclass AND l.pid <> %d" % pid)
+        deadline = time.time() + 10
+        while own.psql(holders, db="big").strip():
+            assert time.time() < deadline, "other lifeboat sessions hold locks on payload: %s" % own.psql(holders, db="big")
+            time.sleep(0.05)
+        assert own.psql("SELECT state FROM pg_stat_activity WHERE pid = %d" % pid, db="big").strip() == "active"
+        alter = _holding(own, "big", "ALTER TABLE payload ADD COLUMN c int")
+    except BaseException:
+        run.kill()
+        raise
+    finally:
+        os.kill(zstd, signal.SIGCONT)
+    proc = finish(run)
+    _release(alter)
+    assert proc.returncode == 0, proc.stderr
+    newest = sorted(n for n in os.listdir(os.path.join(root, "app")) if not n.startswith("."))[-1]
+    with open(os.path.join(root, "app", newest, "manifest.json")) as handle:
+        tables = json.load(handle)["tables"]
+    assert [t["rows"] for t in tables if t["name"] == "payload"] == [BIG_ROWS]
+    own.psql("ALTER TABLE payload DROP COLUMN c", db="big")
+
+
 # -- concurrency, names and options ---------------------------------------------------------------------------------
 
 def test_concurrent_run_of_the_same_profile(engine, own, age_key, root, tmp_path):
