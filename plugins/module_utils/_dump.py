@@ -318,16 +318,18 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
     }
 
 
-_LOCKED = re.compile(r"LOCK TABLE (\S+) IN ACCESS SHARE MODE|(?:(\S+): query failed: )?canceling statement due to lock timeout")
+# pg_dump's lock wait ends as a statement (older: lock) timeout on its LOCK TABLE; the counts' as a lock timeout.
+_PG_DUMP_LOCKED = re.compile(r"due to (?:statement|lock) timeout\b.*\bLOCK TABLE (.+?) IN ACCESS SHARE MODE", re.S)
+_COUNT_LOCKED = re.compile(r"^(?:(.+?): )?query failed: canceling statement due to lock timeout")
 
 
 def _lock_error(exc, timeout):
-    """pg_dump reports its lock wait as a statement timeout on ``LOCK TABLE``: say what happened instead."""
-    found = _LOCKED.search(str(exc))
+    """Say what a lock wait that ran out means, naming the table; any other error stays as it is."""
+    found = _PG_DUMP_LOCKED.search(str(exc)) or _COUNT_LOCKED.search(str(exc))
     if not found:
         return exc
     return DumpError("%s is locked by another session and was not released within lock_wait_timeout (%d s)"
-                     % (found.group(1) or found.group(2) or "a table", timeout))
+                     % (found.group(1) or "a table", timeout))
 
 
 def _stream(partial, kind, name, steps, encryption):
