@@ -140,6 +140,13 @@ def assert_failed_cleanly(before, proc, kind, *words):
     assert failures(before.root, before.metrics_dir) == before.failures + 1
 
 
+def assert_terminated(proc):
+    """A backend terminated while blocked sending COPY data closes without a word (it could block again, and the
+    protocol may be mid-message); one terminated between two sends says why. Both are the server's message."""
+    assert ("terminating connection due to administrator command" in proc.stderr
+            or "server closed the connection unexpectedly" in proc.stderr), proc.stderr
+
+
 def wait_for_copy(cluster, db, run, timeout=120):
     """The pid of pg_dump's backend once it streams table data (``run`` is the lifeboat process)."""
     deadline = time.time() + timeout
@@ -178,8 +185,8 @@ def test_server_stopped_during_the_dump(own, age_key, root, tmp_path):
         proc = finish(run)
     finally:
         own.start()
-    assert_failed_cleanly(before, proc, "dump", "Failed to dump database big (profile app): pg_dump exited with status 1",
-                          "terminating connection due to administrator command")
+    assert_failed_cleanly(before, proc, "dump", "Failed to dump database big (profile app): pg_dump exited with status 1")
+    assert_terminated(proc)
 
 
 def test_backend_terminated_mid_stream(own, age_key, root, tmp_path):
@@ -189,8 +196,8 @@ def test_backend_terminated_mid_stream(own, age_key, root, tmp_path):
     pid = wait_for_copy(own, "big", run)
     assert own.psql("SELECT pg_terminate_backend(%d)" % pid).strip() == "t"
     proc = finish(run)
-    assert_failed_cleanly(before, proc, "dump", "Failed to dump database big (profile app): pg_dump exited with status 1",
-                          "terminating connection due to administrator command")
+    assert_failed_cleanly(before, proc, "dump", "Failed to dump database big (profile app): pg_dump exited with status 1")
+    assert_terminated(proc)
 
 
 def test_sigterm_during_the_dump_leaves_no_partial(own, age_key, root, tmp_path):
