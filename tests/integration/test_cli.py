@@ -112,6 +112,25 @@ def test_backup(lifeboat, backup, pg, shop):
     assert backup["bytes"] == sum(a["bytes"] for a in backup["artifacts"])
 
 
+def test_backup_by_a_least_privileged_role(lifeboat, backup, pg, shop, age_key):
+    """A role that may only read (pg_read_all_data) and open three connections takes the same backup; its globals
+    carry no password hashes, which only a superuser may read."""
+    role, secret = "lb_reader_%s" % uuid.uuid4().hex[:6], uuid.uuid4().hex
+    pg.psql("CREATE ROLE %s LOGIN CONNECTION LIMIT 3 PASSWORD '%s' IN ROLE pg_read_all_data" % (role, secret))
+    try:
+        config = dict(lifeboat.config, connection=pg.connection(login_user=role, login_password=secret),
+                      backup_root=os.path.join(lifeboat.directory, "least-privileged"))
+        result = lifeboat.json("backup", "--profile", "shop", config=config)
+    finally:
+        pg.psql("DROP ROLE %s" % role)
+    assert [(t["name"], t["rows"]) for t in result["tables"]] == [(t["name"], t["rows"]) for t in backup["tables"]]
+    age = subprocess.run(["age", "-d", "-i", age_key[0], os.path.join(result["path"], "globals.sql.zst.age")],
+                         capture_output=True, check=True)
+    globals_sql = subprocess.run(["zstd", "-d", "-c"], input=age.stdout, capture_output=True, check=True).stdout.decode()
+    assert "CREATE ROLE %s;" % role in globals_sql
+    assert "PASSWORD" not in globals_sql and "SCRAM-SHA-256" not in globals_sql
+
+
 def test_list(lifeboat, backup):
     listed = lifeboat.json("list")
     assert sorted(k for k in listed if k not in ("ok", "command")) == ["shop"]
