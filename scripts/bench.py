@@ -144,7 +144,7 @@ class Bench:
             "profiles": {"bench": {"db": "bench"}, "bench_small": {"db": "bench_small"},
                          "bench_level2": {"db": "bench", "compression_level": 2}},
         })
-        over_socket = dict(self.cluster.connection(login_unix_socket=self.cluster.socket_dir))
+        over_socket = self.cluster.connection(login_unix_socket=self.cluster.socket_dir)
         del over_socket["login_host"]
         self.socket_config = _write(os.path.join(self.workdir, "lifeboat-socket.yml"), {
             "connection": over_socket, "backup_root": self.backup_root,

@@ -254,12 +254,9 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
         try:
             artifacts.append(_stream(partial, "database", _artifact_name(db, "database", encryption["mode"]),
                                      [_pipeline.Step("pg_dump", dump_argv, env, stdio="o")] + encode, encryption))
-        except LifeboatError as exc:
+        except BaseException as exc:
             evidence.stop()
             raise _lock_error(exc, timeout)
-        except BaseException:
-            evidence.stop()
-            raise
         evidence.join()
         if evidence.error:
             raise evidence.error

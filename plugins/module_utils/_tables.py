@@ -140,10 +140,10 @@ def freshness_targets(handle, profile, selection):
     return targets
 
 
-def _on(table, function, *args):
-    """Name the table in an error from reading it."""
+def _query_table(handle, table, sql):
+    """query() naming ``table`` in its error."""
     try:
-        return function(*args)
+        return query(handle, sql)
     except DatabaseError as exc:
         raise DatabaseError("%s: %s" % (table.qualified, exc))
 
@@ -152,7 +152,7 @@ def count_rows(handle, tables):
     """Exact row counts per table (``ONLY``: children are counted on their own)."""
     counts = []
     for table in tables:
-        rows = _on(table, query, handle, "SELECT count(*) FROM ONLY %s" % table.qualified)[0][0]
+        rows = _query_table(handle, table, "SELECT count(*) FROM ONLY %s" % table.qualified)[0][0]
         counts.append({"schema": table.schema, "name": table.name, "rows": rows})
     return counts
 
@@ -166,7 +166,7 @@ def newest_values(handle, targets):
             quote_ident(column),
             table.qualified,
         )
-        newest, epoch = _on(table, query, handle, sql)[0]
+        newest, epoch = _query_table(handle, table, sql)[0]
         result.append({"schema": table.schema, "name": table.name, "column": column, "newest": newest, "newest_epoch": epoch})
     return result
 
