@@ -386,6 +386,15 @@ def _cpu_ratio(runs, top, bottom):
     return {"median": round(cpu(top) / cpu(bottom), 3)}
 
 
+def _cpu_limit(runs, top, bottom):
+    """Per round, the shortest wall time top's CPU (client + server) allows on this machine's cores, over bottom's
+    wall time: how close to the floor any scheduling of the same work could come."""
+    by_round = dict((r["round"], r["seconds"]) for r in runs[bottom])
+    limits = [(r["cpu_seconds"] + r["server_cpu_seconds"]) / os.cpu_count() / by_round[r["round"]]
+              for r in runs[top] if r["round"] in by_round]
+    return {"median": round(statistics.median(limits), 3)}
+
+
 def summarize(runs):
     stats = dict((name, _stats(items)) for name, items in runs.items())
     ratios = {
@@ -400,6 +409,8 @@ def summarize(runs):
         "restore_module_vs_pg_restore": _paired(runs, "lifeboat_restore_module", "pg_restore_j2"),
     }
     ratios["lifeboat_cli_cpu_vs_floor"] = _cpu_ratio(runs, "lifeboat_cli", "floor")
+    ratios["lifeboat_cli_cpu_limit_vs_floor"] = _cpu_limit(runs, "lifeboat_cli", "floor")
+    ratios["lifeboat_socket_cpu_limit_vs_floor_socket"] = _cpu_limit(runs, "lifeboat_cli_socket", "floor_socket")
     verify = runs["lifeboat_verify"]
     speeds = [r["bytes"] / MB / r["seconds"] for r in verify]
     ratios["verify_mb_per_s"] = {"median": round(statistics.median(speeds), 1), "best": round(max(speeds), 1),
@@ -444,6 +455,8 @@ RATIO_LABELS = {
     "lifeboat_level2_vs_floor": "lifeboat backup at compression_level 2 / floor",
     "artifact_level2_vs_pgc": "artifact at compression_level 2 / postgresql_db .pgc (size)",
     "lifeboat_cli_cpu_vs_floor": "CPU seconds (client + server): lifeboat backup / floor",
+    "lifeboat_cli_cpu_limit_vs_floor": "lower limit: lifeboat backup's CPU (client + server) / cores / floor wall time",
+    "lifeboat_socket_cpu_limit_vs_floor_socket": "the same lower limit, both over the local socket",
     "pgdb_pgc_vs_lifeboat_cli": "postgresql_db .pgc / lifeboat backup (CLI) (speed-up)",
     "pgdb_sqlgz_vs_lifeboat_module": "postgresql_db .sql.gz / lifeboat.backup.dump (speed-up)",
     "restore_module_vs_pg_restore": "lifeboat.backup.restore jobs=2 (Ansible) / pg_restore -j2",

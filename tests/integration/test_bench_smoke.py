@@ -41,6 +41,11 @@ def test_quick_benchmark_runs_every_command_and_writes_the_report(tmp_path):
         assert 5 < report["results"][name]["engine_peak_mib"] < 1024, name
     assert report["runs"]["lifeboat_restore_cli"][0]["timings"]["restore_seconds"] >= 0
 
+    # the shortest time the dump's CPU allows on these cores, beside the time it took
+    for limit, ratio in (("lifeboat_cli_cpu_limit_vs_floor", "lifeboat_cli_vs_floor"),
+                         ("lifeboat_socket_cpu_limit_vs_floor_socket", "lifeboat_socket_vs_floor_socket")):
+        assert 0 < report["ratios"][limit]["median"] and report["ratios"][ratio]["median"] > 0, limit
+
     assert set(report["targets"]) == set(bench.TARGETS)
     for target in report["targets"].values():
         assert isinstance(target["met"], bool) and target["value"] is not None
