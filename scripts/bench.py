@@ -523,7 +523,7 @@ def main(argv=None):
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": info,
         "settings": {"size_mb": args.size_mb, "small_mb": args.small_mb, "rounds": args.rounds, "quick": args.quick,
-                     "fsync": True, "compression": "engine default (zstd level 3, minMatch 6, chainLog 15), threads one per core",
+                     "fsync": True, "compression": "engine default (zstd level 3, minMatch 6, chainLog 15), threads one per core, at most 4",
                      "encryption": "age, 1 recipient"},
         "databases": bench.data,
         "results": stats,

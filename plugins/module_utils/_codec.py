@@ -45,10 +45,28 @@ _TUNING = {3: "minMatch=6,chainLog=15"}
 _DEFAULT_TUNING = "minMatch=6"
 
 
+# zstd workers for compression_threads 0. One pg_dump stream brings 250-400 MB/s, which two or three workers keep
+# up with at the default level; each worker holds buffers of its own whether it is busy or not (level 3: zstd used
+# 49, 70, 102 and 164 MiB with 2, 4, 8 and 16 workers on an input it could keep up with), so zstd's own -T0, one
+# per core, would take hundreds of MiB beside PostgreSQL on a large host and gain nothing.
+AUTO_THREADS_MAX = 4
+
+
+def zstd_threads(configured):
+    """zstd's -T for ``compression_threads``: 0 means one per core this process may use, at most AUTO_THREADS_MAX."""
+    if configured:
+        return configured
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return min(cores, AUTO_THREADS_MAX)
+
+
 def encode_steps(encryption, level, threads):
     """zstd, then age when recipients are configured."""
     tuning = "--zstd=" + _TUNING.get(level, _DEFAULT_TUNING)
-    steps = [Step("zstd", [tool("zstd"), "-q", "-c", "-%d" % level, tuning, "-T%d" % threads])]
+    steps = [Step("zstd", [tool("zstd"), "-q", "-c", "-%d" % level, tuning, "-T%d" % zstd_threads(threads)])]
     if encryption["mode"] == "age":
         argv = [tool("age"), "-e"]
         for recipient in encryption["recipients"] + [encryption.get("one_time_recipient")]:

@@ -155,7 +155,7 @@ PROFILE_FIELDS = {
     "exclude_tables": Field("list", [], check=_table_names),
     # zstd's own default, tuned for pg_dump archives in _codec; level 2 is faster and 0.8 % larger (README, Performance)
     "compression_level": Field("int", 3, check=_int_range(1, 19)),
-    "compression_threads": Field("int", 0, check=_int_range(0, 256), doc="zstd -T; 0 means one per core"),
+    "compression_threads": Field("int", 0, check=_int_range(0, 256), doc="zstd -T; 0 means one per core, at most 4"),
     "freshness_columns": Field("dict", {}, check=_freshness, doc="table -> timestamp column"),
     "min_tables": Field("int", 1, check=_int_range(0), doc="fail when the dump holds fewer tables"),
     "globals": Field("bool", True, doc="dump roles and tablespaces alongside"),

@@ -78,7 +78,9 @@ options:
     default: 3
   compression_threads:
     description:
-      - zstd worker threads; V(0) uses one per core.
+      - zstd worker threads; V(0) uses one per core, at most 4. One C(pg_dump) stream rarely needs more at the
+        default level, and every worker holds its own buffers (about 10-15 MiB at level 3); set it higher for high
+        levels on a large host.
     type: int
     default: 0
   freshness_columns:
