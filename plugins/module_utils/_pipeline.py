@@ -182,6 +182,7 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
     failure = []
     feeder = None
     watcher = None
+    stopper = None
     finished = threading.Event()
     sink_fd = None
     try:
@@ -228,6 +229,10 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
                 feeder = threading.Thread(target=_feed, args=(source, procs[0].stdin, results, failure))
             feeder.start()
 
+        if stop is not None:
+            stopper = threading.Thread(target=_stop_on, args=(stop, finished, procs))
+            stopper.start()
+
         if sink and not scratch_sink:
             try:
                 sink_fd = _open_sink(sink)
@@ -241,14 +246,14 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
             procs[-1].stdout.close()
 
         _wait(procs, stop)
-        _join(finished, feeder, watcher)
+        _join(finished, feeder, watcher, stopper)
         _check(steps, procs, errs, failure, early_exit_ok)
         if sink and scratch_sink:
             results["sink"] = Result(os.fstat(sink_fd).st_size, None)
         return results
     except BaseException:
         _kill(procs)
-        _join(finished, feeder, watcher)
+        _join(finished, feeder, watcher, stopper)
         raise
     finally:
         if sink_fd is not None:
@@ -262,10 +267,17 @@ def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, 
 
 def _wait(procs, stop):
     for proc in procs:
-        while stop is not None and proc.poll() is None:
-            if stop.wait(0.02):
-                raise Stopped()  # run() kills the steps on the way out
         proc.wait()
+    if stop is not None and stop.is_set():
+        raise Stopped()
+
+
+def _stop_on(stop, finished, procs):
+    """Kill the steps once ``stop`` is set: the copy to the sink, blocked reading their output, then sees its end."""
+    while not finished.is_set():
+        if stop.wait(0.02):
+            _kill(procs)
+            return
 
 
 def _open_sink(path):

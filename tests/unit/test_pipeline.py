@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -185,6 +186,17 @@ def test_a_pipeline_stopped_from_another_thread(engine, source):
     threading.Timer(0.2, stop.set).start()
     with pytest.raises(engine.pipeline.Stopped):
         engine.pipeline.run([step(engine, "cat", "cat"), step(engine, "sleeper", "sleep", "30")], source=source, stop=stop)
+
+
+def test_a_pipeline_stopped_while_its_sink_waits_for_output(engine, tmp_path):
+    """The copy into the sink blocks reading a step that writes nothing: stopping kills the steps, which ends it."""
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(engine.pipeline.Stopped):
+        engine.pipeline.run([step(engine, "silent", "sleep", "30"), step(engine, "cat", "cat")], sink=str(tmp_path / "out"),
+                            stop=stop)
+    assert time.monotonic() - started < 10
 
 
 def test_following_where_sendfile_is_refused(engine, tmp_path, monkeypatch):
