@@ -162,6 +162,9 @@ PROFILE_FIELDS = {
     # pg_dump waits for its table locks for ever by default; a run stuck behind a long ALTER TABLE should fail clearly.
     "lock_wait_timeout": Field("int", 600, check=_int_range(0),
                                doc="seconds to wait for a table another session holds locked, then fail; 0 waits for ever"),
+    # A step that hangs (a stalled network disk, a server that stopped answering) would hold the run and its lock.
+    "backup_timeout": Field("int", 0, check=_int_range(0),
+                            doc="seconds a backup may take before its pipeline is stopped and it fails; 0 means no limit"),
     "retention": Field("section", fields=RETENTION_FIELDS),
     "schedule": Field("str", doc="cron expression or @hourly/@daily (used by the agent role)"),
     "offsite": Field("section", fields=_without_defaults(OFFSITE_FIELDS), doc="overrides of the top-level offsite settings"),

@@ -100,6 +100,36 @@ class _SnapshotEvidence(threading.Thread):
         _pg.cancel(self.handle)
         self.join()
 
+    def finish(self, deadline):
+        """Wait for the counts, or stop them when the deadline passes first."""
+        while self.is_alive():
+            self.join(0.05)
+            if deadline.expired.is_set() and self.is_alive():
+                self.stop()
+                raise deadline.error()
+
+
+class _Deadline:
+    """backup_timeout: when it runs out, ``expired`` is set, which stops the backup's pipelines."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.expired = threading.Event()
+        self.timer = threading.Timer(seconds, self.expired.set) if seconds else None
+        if self.timer:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def error(self):
+        return DumpError("did not finish within backup_timeout (%d s); pg_dump and its pipeline were stopped" % self.seconds)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.timer:
+            self.timer.cancel()
+
 
 def plan(config, profile_name):
     """What a backup of ``profile_name`` would do, without writing anything (check mode)."""
@@ -243,7 +273,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
     encode = _codec.encode_steps(encryption, profile["compression_level"], profile["compression_threads"])
     env = session.env()
     artifacts = []
-    with staged(final, StorageError) as partial:
+    with _Deadline(profile["backup_timeout"]) as deadline, staged(final, StorageError) as partial:
         timeout = profile["lock_wait_timeout"]
         dump_argv = [snap.pg_dump, "--format=custom", "--compress=0", "--no-password", "--snapshot=%s" % snap.id]
         if timeout:
@@ -253,11 +283,11 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
         evidence.start()
         try:
             artifacts.append(_stream(partial, "database", _artifact_name(db, "database", encryption["mode"]),
-                                     [_pipeline.Step("pg_dump", dump_argv, env, stdio="o")] + encode, encryption))
+                                     [_pipeline.Step("pg_dump", dump_argv, env, stdio="o")] + encode, encryption, deadline))
         except BaseException as exc:
             evidence.stop()
             raise _lock_error(exc, timeout)
-        evidence.join()
+        evidence.finish(deadline)
         if evidence.error:
             raise evidence.error
         handle.commit()  # release the snapshot only after pg_dump is done with it
@@ -268,7 +298,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
             if not info["superuser"]:
                 globals_argv.append("--no-role-passwords")  # pg_authid is superuser-only
             artifacts.append(_stream(partial, "globals", _artifact_name(db, "globals", encryption["mode"]),
-                                     [_pipeline.Step("pg_dumpall", globals_argv, env)] + encode, encryption))
+                                     [_pipeline.Step("pg_dumpall", globals_argv, env)] + encode, encryption, deadline))
     finished = time.time()
     document = {
         "backup_id": backup_id,
@@ -329,10 +359,12 @@ def _lock_error(exc, timeout):
                      % (found.group(1) or "a table", timeout))
 
 
-def _stream(partial, kind, name, steps, encryption):
+def _stream(partial, kind, name, steps, encryption, deadline):
     path = os.path.join(partial, name)
     try:
-        result = _pipeline.run(steps, sink=path)["sink"]
+        result = _pipeline.run(steps, sink=path, stop=deadline.expired if deadline.seconds else None)["sink"]
+    except _pipeline.Stopped:
+        raise deadline.error()
     except _pipeline.PipelineError as exc:
         if exc.storage:
             raise StorageError("%s: %s" % (name, exc.detail))

@@ -101,6 +101,12 @@ options:
         C(pg_dump) does by default.
     type: int
     default: 600
+  backup_timeout:
+    description:
+      - Seconds the backup may take; when they run out, C(pg_dump) and the rest of the pipeline are stopped and the
+        backup fails with an error naming this limit, leaving earlier backups as they were. V(0) sets no limit.
+    type: int
+    default: 0
   globals:
     description:
       - Also dump roles and tablespaces (C(pg_dumpall --globals-only); role passwords are left out unless the
@@ -191,7 +197,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
 )
 
 PROFILE_OPTIONS = ("tables", "exclude_tables", "compression_level", "compression_threads", "freshness_columns", "min_tables",
-                   "lock_wait_timeout", "globals")
+                   "lock_wait_timeout", "backup_timeout", "globals")
 
 
 def main():
@@ -209,6 +215,7 @@ def main():
         freshness_columns=dict(type="dict", default={}),
         min_tables=dict(type="int", default=1),
         lock_wait_timeout=dict(type="int", default=600),
+        backup_timeout=dict(type="int", default=0),
         globals=dict(type="bool", default=True),
         verify=dict(type="str", choices=["none", "archive"], default="none"),
     )

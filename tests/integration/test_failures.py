@@ -9,6 +9,7 @@ This module runs its own cluster (it stops and starts it) with a small
 database for the earlier backups and a big one for failures mid-stream.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -357,6 +358,25 @@ def test_row_counts_hold_no_table_locks_while_pg_dump_streams(own, age_key, root
         tables = json.load(handle)["tables"]
     assert [t["rows"] for t in tables if t["name"] == "payload"] == [BIG_ROWS]
     own.psql("ALTER TABLE payload DROP COLUMN c", db="big")
+
+
+def test_a_stalled_pipeline_ends_at_backup_timeout(own, age_key, root, tmp_path):
+    """A step that neither reads nor exits (zstd stopped here; a stalled disk or a silent server alike) holds the
+    whole pipeline: backup_timeout stops it and the run fails cleanly, naming the limit."""
+    before = Before(root)
+    run = lifeboat(config_dict(own, root, age_key, db="big", backup_timeout=3), "backup", "--profile", "app",
+                   tmp=tmp_path, wait=False)
+    wait_for_copy(own, "big", run)
+    zstd = int(subprocess.run(["pgrep", "-P", str(run.pid), "-x", "zstd"], capture_output=True, text=True, check=True).stdout.split()[0])
+    os.kill(zstd, signal.SIGSTOP)
+    try:
+        proc = finish(run, timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zstd, signal.SIGCONT)
+    assert_failed_cleanly(before, proc, "dump", "Failed to dump database big (profile app): did not finish within "
+                          "backup_timeout (3 s); pg_dump and its pipeline were stopped")
+    assert not os.path.exists("/proc/%d" % zstd), "the stopped zstd was left behind"
 
 
 # -- concurrency, names and options ---------------------------------------------------------------------------------

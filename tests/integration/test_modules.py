@@ -11,7 +11,7 @@ def _conn(pg):
 
 def test_dump_check_mode_writes_nothing_then_dumps(module, pg, shop_db, age_key, backup_root):
     args = dict(_conn(pg), db=shop_db, profile="shop", backup_root=backup_root, recipients=[age_key[1]],
-                freshness_columns={"public.payments": "created_at"})
+                freshness_columns={"public.payments": "created_at"}, backup_timeout=600)
     planned = module("dump", args, check=True)
     assert not planned.failed, planned.result
     assert planned["backup"]["tables"] == ["public.orders", "public.payments", "public.tickets", "public.users"]

@@ -27,7 +27,8 @@ def test_defaults_are_filled_in(engine):
     assert config["encryption"] == {"mode": "age", "recipients": []}
     profile = config["profiles"]["app"]
     assert (profile["tables"], profile["exclude_tables"], profile["compression_level"], profile["min_tables"],
-            profile["globals"], profile["freshness_columns"], profile["lock_wait_timeout"]) == ([], [], 3, 1, True, {}, 600)
+            profile["globals"], profile["freshness_columns"], profile["lock_wait_timeout"], profile["backup_timeout"]) == (
+        [], [], 3, 1, True, {}, 600, 0)
     assert validate(engine, {"backup_root": "/srv/b/"})["log_dir"] == "/srv/b/.log"
 
 
@@ -73,6 +74,7 @@ def test_numbers_given_as_strings_are_accepted(engine):
     (with_profile(compression_threads=-1), "profiles.app.compression_threads: must be between 0 and 256, got -1"),
     (with_profile(min_tables=-1), "profiles.app.min_tables: must be at least 0, got -1"),
     (with_profile(lock_wait_timeout=-5), "profiles.app.lock_wait_timeout: must be at least 0, got -5"),
+    (with_profile(backup_timeout=-1), "profiles.app.backup_timeout: must be at least 0, got -1"),
     (with_profile(tables="orders"), "profiles.app.tables: must be a list, got a string"),
     (with_profile(tables=["orders", ""]), "profiles.app.tables: must be a list of table names, got ''"),
     (with_profile(exclude_tables=[7]), "profiles.app.exclude_tables: must be a list of table names, got 7"),
