@@ -148,6 +148,21 @@ def assert_terminated(proc):
             or "server closed the connection unexpectedly" in proc.stderr), proc.stderr
 
 
+def stop_zstd(run, timeout=60):
+    """SIGSTOP the run's zstd as soon as it exists, before pg_dump has sent it a row: pg_dump then blocks in its
+    first COPY on the full pipe, whatever zstd would have read ahead. Returns zstd's pid."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = subprocess.run(["pgrep", "-P", str(run.pid), "-x", "zstd"], capture_output=True, text=True, check=False).stdout.split()
+        if found:
+            os.kill(int(found[0]), signal.SIGSTOP)
+            return int(found[0])
+        if run.poll() is not None:
+            raise AssertionError("the backup ended before zstd was seen: rc %s %s" % (run.returncode, run.communicate()))
+        time.sleep(0.01)
+    raise AssertionError("zstd never started")
+
+
 def wait_for_copy(cluster, db, run, timeout=120):
     """The pid of pg_dump's backend once it streams table data (``run`` is the lifeboat process)."""
     deadline = time.time() + timeout
@@ -333,10 +348,9 @@ def test_row_counts_hold_no_table_locks_while_pg_dump_streams(own, age_key, root
     waits for pg_dump alone, and the run ends normally, with the counts taken before the ALTER."""
     run = lifeboat(config_dict(own, root, age_key, db="big", compression_level=12), "backup", "--profile", "app",
                    tmp=tmp_path, wait=False)
-    pid = wait_for_copy(own, "big", run)
-    zstd = int(subprocess.run(["pgrep", "-P", str(run.pid), "-x", "zstd"], capture_output=True, text=True, check=True).stdout.split()[0])
-    os.kill(zstd, signal.SIGSTOP)  # pg_dump stays in its COPY, blocked on the full pipe, until the checks are done
+    zstd = stop_zstd(run)  # pg_dump stays in its COPY, blocked on the full pipe, until the checks are done
     try:
+        pid = wait_for_copy(own, "big", run)
         holders = ("SELECT string_agg(l.pid::text || ' ' || a.query, '; ') FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                    "WHERE a.application_name = 'lifeboat' AND l.relation = 'payload'::regclass AND l.pid <> %d" % pid)
         deadline = time.time() + 10
@@ -366,9 +380,7 @@ def test_a_stalled_pipeline_ends_at_backup_timeout(own, age_key, root, tmp_path)
     before = Before(root)
     run = lifeboat(config_dict(own, root, age_key, db="big", backup_timeout=3), "backup", "--profile", "app",
                    tmp=tmp_path, wait=False)
-    wait_for_copy(own, "big", run)
-    zstd = int(subprocess.run(["pgrep", "-P", str(run.pid), "-x", "zstd"], capture_output=True, text=True, check=True).stdout.split()[0])
-    os.kill(zstd, signal.SIGSTOP)
+    zstd = stop_zstd(run)  # it never reads a byte: the pipeline cannot end by itself
     try:
         proc = finish(run, timeout=60)
     finally:
