@@ -371,10 +371,15 @@ def _stats(runs):
     return out
 
 
+def _per_round(runs, top, bottom, measure=lambda r: r["seconds"]):
+    """Per round, ``measure`` of top over the wall time of bottom in the same round."""
+    by_round = dict((r["round"], r["seconds"]) for r in runs[bottom])
+    return [measure(r) / by_round[r["round"]] for r in runs[top] if r["round"] in by_round]
+
+
 def _paired(runs, top, bottom):
     """Per-round ratio top/bottom: median over rounds, and the ratio of the best times."""
-    by_round = dict((r["round"], r["seconds"]) for r in runs[bottom])
-    ratios = [r["seconds"] / by_round[r["round"]] for r in runs[top] if r["round"] in by_round]
+    ratios = _per_round(runs, top, bottom)
     best = min(r["seconds"] for r in runs[top]) / min(r["seconds"] for r in runs[bottom])
     return {"median": round(statistics.median(ratios), 3), "of_min": round(best, 3), "per_round": [round(x, 3) for x in ratios]}
 
@@ -389,9 +394,7 @@ def _cpu_ratio(runs, top, bottom):
 def _cpu_limit(runs, top, bottom):
     """Per round, the shortest wall time top's CPU (client + server) allows on this machine's cores, over bottom's
     wall time: how close to the floor any scheduling of the same work could come."""
-    by_round = dict((r["round"], r["seconds"]) for r in runs[bottom])
-    limits = [(r["cpu_seconds"] + r["server_cpu_seconds"]) / os.cpu_count() / by_round[r["round"]]
-              for r in runs[top] if r["round"] in by_round]
+    limits = _per_round(runs, top, bottom, lambda r: (r["cpu_seconds"] + r["server_cpu_seconds"]) / os.cpu_count())
     return {"median": round(statistics.median(limits), 3)}
 
 

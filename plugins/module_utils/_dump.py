@@ -120,6 +120,11 @@ class _Deadline:
             self.timer.daemon = True
             self.timer.start()
 
+    @property
+    def stop(self):
+        """What a pipeline watches: none at all without a limit, which spares it a thread."""
+        return self.expired if self.timer else None
+
     def error(self):
         return DumpError("did not finish within backup_timeout (%d s); pg_dump and its pipeline were stopped" % self.seconds)
 
@@ -362,7 +367,7 @@ def _lock_error(exc, timeout):
 def _stream(partial, kind, name, steps, encryption, deadline):
     path = os.path.join(partial, name)
     try:
-        result = _pipeline.run(steps, sink=path, stop=deadline.expired if deadline.seconds else None)["sink"]
+        result = _pipeline.run(steps, sink=path, stop=deadline.stop)["sink"]
     except _pipeline.Stopped:
         raise deadline.error()
     except _pipeline.PipelineError as exc:
