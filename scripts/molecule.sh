@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the Molecule scenarios of extensions/molecule/ on real podman containers, on a fresh machine too:
+# Run the Molecule scenarios of molecule/ on real podman containers, on a fresh machine too:
 # installs podman, runc and debootstrap (scripts/bootstrap.sh test) and builds the test image
 # (scripts/build_test_image.sh, cached) first. Run as root (CI) or with sudo rights.
 #   scripts/molecule.sh               # every scenario, molecule test
@@ -29,14 +29,14 @@ rm -rf "$work"
 mkdir -p "$snapshot"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -C "$snapshot" -xf -
 export ANSIBLE_COLLECTIONS_PATH="$work"
-export MOLECULE_GLOB="extensions/molecule/*/molecule.yml"
+export MOLECULE_GLOB="molecule/*/molecule.yml"
 cd "$snapshot"
 
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
   scenarios=()
-  for file in extensions/molecule/*/molecule.yml; do
+  for file in molecule/*/molecule.yml; do
     scenarios+=("$(basename "$(dirname "$file")")")
   done
 fi
@@ -45,7 +45,8 @@ failed=()
 for scenario in "${scenarios[@]}"; do
   echo "molecule: scenario $scenario"
   start=$SECONDS
-  if molecule test --scenario-name "$scenario"; then
+  # The shared settings: molecule looks for them only under extensions/molecule/ or .config/molecule/.
+  if molecule --base-config molecule/config.yml test --scenario-name "$scenario"; then
     echo "molecule: scenario $scenario passed in $((SECONDS - start))s"
   else
     echo "molecule: scenario $scenario FAILED after $((SECONDS - start))s"

@@ -33,12 +33,47 @@ def load_engine():
     return sys.modules["lifeboat_engine"]
 
 
+# Short names the tests use for engine modules (see docs/architecture.md for the layers).
+ENGINE_MODULES = {
+    "cli": "_front.cli",
+    "module": "_front.module",
+    "dump": "_actions.backup",
+    "verify": "_actions.verify",
+    "restore": "_actions.restore",
+    "prune": "_actions.prune",
+    "push": "_actions.push",
+    "remote": "_offsite.remote",
+    "offsite_pull": "_actions.pull",
+    "offsite_prune": "_actions.remote_prune",
+    "run": "_actions.scheduled_run",
+    "pg": "_postgres.session",
+    "tables": "_postgres.tables",
+    "toc": "_postgres.restore_list",
+    "offsets": "_postgres.archive_toc",
+    "overlap": "_postgres.overlap",
+    "pipeline": "_stream.pipeline",
+    "codec": "_stream.codec",
+    "artifacts": "_stream.artifacts",
+    "storage": "_store.files",
+    "catalog": "_store.catalog",
+    "manifest": "_store.manifest",
+    "retention": "_store.retention",
+    "s3": "_offsite.s3",
+    "audit": "_report.audit",
+    "metrics": "_report.metrics",
+    "notify": "_report.notify",
+    "config": "_config.schema",
+    "errors": "_errors",
+    "version": "_version",
+}
+
+
 class Engine:
-    """Attribute access to engine modules: engine.dump is lifeboat_engine._dump."""
+    """Attribute access to engine modules: engine.dump is lifeboat_engine._actions.backup."""
 
     def __getattr__(self, name):
         load_engine()
-        return importlib.import_module("lifeboat_engine._" + name)
+        return importlib.import_module("lifeboat_engine." + ENGINE_MODULES[name])
 
 
 @pytest.fixture(scope="session")

@@ -71,9 +71,8 @@ profiles:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog
-from ansible_collections.lifeboat.backup.plugins.module_utils._module import run, storage_argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import run, storage_argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def main():

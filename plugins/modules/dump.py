@@ -187,9 +187,8 @@ backup:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lifeboat.backup.plugins.module_utils import _dump
-from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import backup as _dump
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
     connection_argument_spec,
     run,

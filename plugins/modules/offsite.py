@@ -194,17 +194,19 @@ offsite:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite, _offsite_prune, _offsite_pull
-from ansible_collections.lifeboat.backup.plugins.module_utils._config import RETENTION_FIELDS, validate_section
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import pull as _offsite_pull
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import push as _push
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import remote_prune as _offsite_prune
+from ansible_collections.lifeboat.backup.plugins.module_utils._config.schema import RETENTION_FIELDS, validate_section
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import ConfigError
-from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
     offsite_argument_spec,
     offsite_of,
     run,
     storage_argument_spec,
 )
+from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def _act(module, config, params):
@@ -213,7 +215,7 @@ def _act(module, config, params):
         if not (params["path"] or params["profile"]):
             raise ConfigError("state=pushed needs path or profile")
         entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
-        return _offsite.push(config, entry, check_mode=check)
+        return _push.push(config, entry, check_mode=check)
     if not params["profile"]:
         raise ConfigError("state=%s needs profile" % state)
     if state == "pulled":

@@ -156,10 +156,9 @@ prune:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lifeboat.backup.plugins.module_utils import _prune
-from ansible_collections.lifeboat.backup.plugins.module_utils._module import build_config, run, storage_argument_spec
-from ansible_collections.lifeboat.backup.plugins.module_utils._retention import COUNT_RULES
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import prune as _prune
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import build_config, run, storage_argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils._store.retention import COUNT_RULES
 
 
 def main():

@@ -158,9 +158,9 @@ restore:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite_pull, _restore
-from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import pull as _offsite_pull
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import restore as _restore
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
     connection_argument_spec,
     offsite_of,
@@ -169,6 +169,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
     selection_argument_spec,
     storage_argument_spec,
 )
+from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def main():

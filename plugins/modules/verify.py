@@ -128,10 +128,10 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.lifeboat.backup.plugins.module_utils import _catalog, _offsite_pull, _verify
-from ansible_collections.lifeboat.backup.plugins.module_utils._config import CONNECTION_FIELDS, validate_section
-from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import pull as _offsite_pull
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import verify as _verify
+from ansible_collections.lifeboat.backup.plugins.module_utils._config.schema import CONNECTION_FIELDS, validate_section
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
     connection_argument_spec,
     connection_of,
@@ -141,6 +141,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._module import (
     selection_argument_spec,
     storage_argument_spec,
 )
+from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def main():

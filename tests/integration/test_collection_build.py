@@ -40,7 +40,7 @@ def test_tarball_holds_the_collection_and_no_development_files(installed):
         names = set(archive.getnames())
     for expected in ("MANIFEST.json", "README.md", "CHANGELOG.md", "meta/runtime.yml", "bin/lifeboat",
                      "plugins/modules/dump.py", "plugins/modules/verify.py", "plugins/modules/restore.py",
-                     "plugins/modules/catalog_info.py", "plugins/module_utils/_dump.py",
+                     "plugins/modules/catalog_info.py", "plugins/module_utils/_actions/backup.py",
                      "plugins/doc_fragments/connection.py", "playbooks/daily_backup.yml",
                      "playbooks/tasks/daily_backup_profile.yml", "inventories/local/hosts.yml"):
         assert expected in names, expected

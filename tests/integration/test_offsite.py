@@ -133,7 +133,7 @@ def test_server_killed_during_multipart_upload_then_retry(engine, pg, s3, make_c
 
     monkeypatch.setattr(engine.s3.Remote, "send_part", crash_after_second_part)
     with pytest.raises(engine.errors.OffsiteError) as failed:
-        engine.offsite.push(config, entry)
+        engine.push.push(config, entry)
     message = str(failed.value)
     assert message.startswith("Failed to push backup %s of profile big to s3://%s/" % (entry.id, bucket)), message
     assert "cleaned up by the next push" in message
@@ -142,13 +142,13 @@ def test_server_killed_during_multipart_upload_then_retry(engine, pg, s3, make_c
 
     s3.start()
     assert not [k for k in s3.keys(bucket) if k.endswith("manifest.json")], "a failed push left a remote manifest"
-    retried = engine.offsite.push(config, entry)
+    retried = engine.push.push(config, entry)
     assert retried["changed"] and retried["uploaded"] == [item["name"], "manifest.json"]
     client = s3.client()
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads"), "the dead upload was not aborted"
     head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     assert head["ContentLength"] == item["bytes"] and head["ChecksumSHA256"].endswith("-3")
-    assert not engine.offsite.push(config, entry)["changed"]
+    assert not engine.push.push(config, entry)["changed"]
 
     pulled = engine.offsite_pull.pull(config, "big", dest=str(tmp_path / "pulled"))
     assert pulled["id"] == entry.id

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import yaml
-from conftest import REPO, VENV_BIN, ansible_env, load_engine
+from conftest import REPO, VENV_BIN, Engine, ansible_env
 
 PLAYBOOK = os.path.join(REPO, "playbooks", "daily_backup.yml")
 INVENTORY = os.path.join(REPO, "inventories", "local")
@@ -42,8 +42,7 @@ def run_playbook(vars_file, *args):
 
 
 def complete_backups(root, profile):
-    engine = load_engine()
-    return [e for e in engine._catalog.scan(root, profile) if e.status == "complete"]
+    return [e for e in Engine().catalog.scan(root, profile) if e.status == "complete"]
 
 
 def shop_profiles(db):

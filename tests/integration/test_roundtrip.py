@@ -251,7 +251,7 @@ def test_restore_level_verify_passes(engine, pg, age_key, full_backup, config_fo
     assert pg.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'lifeboat_verify_%'").strip() == "0"
 
 
-# Partial profiles and table subsets, as plugins/module_utils/_toc.py documents them.
+# Partial profiles and table subsets, as plugins/module_utils/_postgres/restore_list.py documents them.
 
 TABLE_UNICODE = ("ünï cødé", "Täblé 表")
 TABLE_ODD = ('we"ird.schema', 'dot.ted "name"')

@@ -89,15 +89,20 @@ def test_a_damaged_file_starts_the_counters_again(engine, metrics_dir):
     assert "garbage" not in text(metrics_dir) and "unknown_metric" not in text(metrics_dir)
 
 
-def test_registered_families_are_written(engine, metrics_dir):
-    engine.metrics.register("lifeboat_test_only_total", "counter", "A family registered by a later feature.")
-    try:
-        engine.metrics.update(metrics_dir, "shop", "db", increment=["lifeboat_test_only_total"])
-        engine.metrics.update(metrics_dir, "shop", "db", increment=["lifeboat_test_only_total"])
-        assert engine.metrics.read(metrics_dir, "shop")["lifeboat_test_only_total"] == 2
-        assert "# HELP lifeboat_test_only_total A family registered by a later feature.\n" in text(metrics_dir)
-    finally:
-        engine.metrics.REGISTRY.pop("lifeboat_test_only_total")
+def test_families_another_version_wrote_are_kept(engine, metrics_dir):
+    os.makedirs(metrics_dir)
+    with open(os.path.join(metrics_dir, "lifeboat_shop.prom"), "w") as handle:
+        handle.write("# HELP lifeboat_test_only_total A family of a later version.\n# TYPE lifeboat_test_only_total counter\n"
+                     'lifeboat_test_only_total{profile="shop",database="db"} 2\n')
+    engine.metrics.update(metrics_dir, "shop", "db", increment=["lifeboat_backup_failures_total"])
+    assert engine.metrics.read(metrics_dir, "shop")["lifeboat_test_only_total"] == 2
+    assert "# HELP lifeboat_test_only_total A family of a later version.\n" in text(metrics_dir)
+    assert "lifeboat_test_only_total" not in engine.metrics.REGISTRY
+
+
+def test_every_metric_is_declared_in_the_catalogue(engine, metrics_dir):
+    with pytest.raises(ValueError, match="lifeboat_undeclared_total are not declared"):
+        engine.metrics.update(metrics_dir, "shop", "db", increment=["lifeboat_undeclared_total"])
 
 
 def test_numbers(engine):

@@ -20,13 +20,13 @@ def _config(engine, offsite=None, profile_offsite=None, retention=None):
 def test_profile_overrides_the_top_level_target(engine):
     config = _config(engine, {"bucket": "backups", "prefix": "x", "retention": {"keep_daily": 7}},
                      {"prefix": "payments", "retention": {"keep_last": 3}})
-    section = engine.offsite.target(config, "shop")
+    section = engine.remote.target(config, "shop")
     assert section["bucket"] == "backups" and section["prefix"] == "payments"
     assert section["retention"]["keep_daily"] == 7 and section["retention"]["keep_last"] == 3
-    assert engine.offsite.target(config, "other-host-profile")["prefix"] == "x"  # a DR host's unknown profile
-    assert engine.offsite.enabled(config, "shop")
-    assert not engine.offsite.enabled(_config(engine, profile_offsite={"enabled": False}), "shop")
-    assert not engine.offsite.enabled(_config(engine, offsite={}), "shop")
+    assert engine.remote.target(config, "other-host-profile")["prefix"] == "x"  # a DR host's unknown profile
+    assert engine.remote.enabled(config, "shop")
+    assert not engine.remote.enabled(_config(engine, profile_offsite={"enabled": False}), "shop")
+    assert not engine.remote.enabled(_config(engine, offsite={}), "shop")
 
 
 @pytest.mark.parametrize("offsite, message", [
@@ -36,7 +36,7 @@ def test_profile_overrides_the_top_level_target(engine):
 ])
 def test_target_refuses_incomplete_settings(engine, offsite, message):
     with pytest.raises(engine.errors.ConfigError, match=message):
-        engine.offsite.target(_config(engine, offsite), "shop")
+        engine.remote.target(_config(engine, offsite), "shop")
 
 
 def test_part_size_has_the_s3_minimum(engine):
@@ -50,13 +50,13 @@ def test_part_size_has_the_s3_minimum(engine):
     ("", "db1/shop/20261122T020000Z/manifest.json"),
 ])
 def test_layout_mirrors_the_local_one(engine, prefix, key):
-    location = engine.offsite.Location({"prefix": prefix}, "db1", "shop")
+    location = engine.remote.Location({"prefix": prefix}, "db1", "shop")
     assert location.key("20261122T020000Z", "manifest.json") == key
 
 
 def test_host_must_be_usable_in_a_key(engine):
     with pytest.raises(engine.errors.ConfigError, match="cannot be part of an object key"):
-        engine.offsite.Location({"prefix": "p"}, "../etc", "shop")
+        engine.remote.Location({"prefix": "p"}, "../etc", "shop")
 
 
 def _head(size=1234, sha=SHA, checksum=None):
@@ -64,7 +64,7 @@ def _head(size=1234, sha=SHA, checksum=None):
 
 
 def test_stored_object_is_compared_with_the_manifest(engine):
-    state = engine.offsite._remote_state
+    state = engine.push._remote_state
     b64 = engine.s3.hex_to_b64(SHA)
     assert state(None, ITEM) == "missing"
     assert state(_head(checksum=b64), ITEM) == "ok"

@@ -4,7 +4,7 @@ import os
 import re
 
 import pytest
-from conftest import REPO, load_engine
+from conftest import REPO, Engine
 
 README = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
 
@@ -32,14 +32,14 @@ def test_commands_come_first():
 
 @pytest.mark.parametrize("fields", ["TOP_FIELDS", "CONNECTION_FIELDS", "PROFILE_FIELDS", "OFFSITE_FIELDS", "NOTIFY_FIELDS"])
 def test_configuration_reference_lists_every_key(fields):
-    schema = getattr(load_engine()._config, fields)
+    schema = getattr(Engine().config, fields)
     reference = section("Configuration file reference")
     missing = sorted(set(schema) - documented_keys(reference))
     assert not missing, "README's configuration reference lacks %s keys %s" % (fields, missing)
 
 
 def test_configuration_reference_lists_no_unknown_key():
-    config = load_engine()._config
+    config = Engine().config
     known = set()
     for fields in (config.TOP_FIELDS, config.CONNECTION_FIELDS, config.PROFILE_FIELDS, config.OFFSITE_FIELDS,
                    config.NOTIFY_FIELDS, config.ENCRYPTION_FIELDS, config.RETENTION_FIELDS):
@@ -49,13 +49,13 @@ def test_configuration_reference_lists_no_unknown_key():
 
 def test_retention_and_encryption_keys_are_named():
     reference = section("Configuration file reference")
-    config = load_engine()._config
+    config = Engine().config
     for key in list(config.RETENTION_FIELDS) + list(config.ENCRYPTION_FIELDS):
         assert "`%s`" % key in reference, key
 
 
 def test_exit_codes_match_the_error_classes():
-    errors = load_engine()._errors
+    errors = Engine().errors
     table = dict(re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", section("Exit codes"), re.M))
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.LifeboatError)]
     assert {str(c.exit_code): c.kind for c in classes} == table
@@ -65,7 +65,7 @@ def test_every_module_and_subcommand_is_documented():
     modules = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "plugins", "modules")) if f.endswith(".py"))
     for name in modules:
         assert "lifeboat.backup.%s" % name in README, name
-    commands = load_engine()._cli.parser()._subparsers._group_actions[0].choices
+    commands = Engine().cli.parser()._subparsers._group_actions[0].choices
     cli = section("The `lifeboat` command")
     for name in commands:
         assert "lifeboat %s" % name in cli, name

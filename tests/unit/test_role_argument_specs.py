@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import REPO, load_engine
+from tests.conftest import REPO, Engine
 
 ROLE = os.path.join(REPO, "roles", "agent")
 
@@ -64,7 +64,7 @@ def _secret(name):
     ("agent_offsite", "OFFSITE_FIELDS"),
 ])
 def test_sections_mirror_the_engine_schema(options, variable, fields):
-    config = load_engine()._config
+    config = Engine().config
     engine = getattr(config, fields)
     role = options[variable]["options"]
     assert sorted(role) == sorted(engine)
@@ -80,6 +80,6 @@ def test_sections_mirror_the_engine_schema(options, variable, fields):
 
 def test_profile_keys_are_documented(options):
     text = " ".join(options["agent_profiles"]["description"])
-    engine = load_engine()._config
+    engine = Engine().config
     assert [key for key in engine.PROFILE_FIELDS if "C(%s)" % key not in text] == []
     assert [key for key in engine.RETENTION_FIELDS if "C(%s)" % key not in text] == []
