@@ -65,6 +65,7 @@ ENGINE_MODULES = {
     "config": "_config.schema",
     "errors": "_errors",
     "version": "_version",
+    "operation": "_actions.operation",
 }
 
 

@@ -231,6 +231,31 @@ def test_sigterm_during_the_dump_leaves_no_partial(own, age_key, root, tmp_path)
     assert failures(before.root) == before.failures + 1
 
 
+
+def audit_lines(root, action):
+    with open(os.path.join(root, ".log", "audit.jsonl")) as handle:
+        return [line for line in map(json.loads, handle) if line["action"] == action]
+
+
+def test_sigterm_during_a_restore_into_a_new_database_drops_it(own, age_key, tmp_path):
+    """SIGTERM while pg_restore loads rows: the new database goes, and the audit log says the restore was interrupted."""
+    root = str(tmp_path / "backups")
+    config = config_dict(own, root, age_key, db="big")
+    assert lifeboat(config, "backup", "--profile", "app", tmp=tmp_path).returncode == 0
+    dbs = databases(own)
+    target = "restore_%s" % uuid.uuid4().hex[:6]
+    run = lifeboat(config, "restore", "--path", the_backup(root), "--target", target, "--identity", age_key[0], tmp=tmp_path, wait=False)
+    deadline = time.time() + 120
+    while not own.psql("SELECT 1 FROM pg_stat_activity WHERE datname = '%s' AND query LIKE 'COPY %%'" % target).strip():
+        assert run.poll() is None and time.time() < deadline, "the restore ended before it loaded rows: %s" % (run.communicate(),)
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    proc = finish(run)
+    assert proc.returncode == 130, proc.stderr
+    assert databases(own) == dbs
+    line = audit_lines(root, "restore")[-1]
+    assert line["result"] == "interrupted" and line["target"] == target and "signal 15" in line["error"]
+
 def test_wrong_password(own, age_key, root, tmp_path):
     before = Before(root)
     config = config_dict(own, root, age_key)

@@ -23,8 +23,6 @@ from .._config.schema import get_profile, require_encryption
 from .._errors import ConfigError, DumpError, LifeboatError, LockError, StorageError
 from .._postgres import session as _pg
 from .._postgres import tables as _tables
-from .._report import audit as _audit
-from .._report import metrics as _metrics
 from .._store import catalog as _catalog
 from .._store import manifest as _manifest
 from .._store.files import ProfileLock, ensure_dir, remove_tree, staged
@@ -32,6 +30,7 @@ from .._stream import codec as _codec
 from .._stream import pipeline as _pipeline
 from .._version import ENGINE_VERSION
 from . import verify as _verify
+from .operation import Operation
 
 # Smallest artifact that can hold a custom-format archive with at least one
 # table, after zstd (and age's header): a smaller one was cut short.
@@ -165,56 +164,25 @@ def _run(config, profile_name, check_mode, via):
     encryption = require_encryption(config)
     db = profile["db"]
     started = time.time()
-    root = config["backup_root"]
-    audit = dict(profile=profile_name, database=db, via=via)
-    try:
+    failed = {"values": {"lifeboat_backup_last_attempt_timestamp_seconds": started, "lifeboat_backup_last_run_success": 0},
+              "increment": ["lifeboat_backup_failures_total"]}
+    # A configuration or lock error says all there is to say; anything else names the database and profile.
+    with Operation(config, "backup", "database %s (profile %s)" % (db, profile_name), via, check_mode, verb="dump",
+                   keep=(ConfigError, LockError), failure_metrics=failed, profile=profile_name, database=db) as op:
         with _pg.Session(config["connection"], db) as session:
             result = _dump_with_session(config, profile_name, profile, encryption, session, started, check_mode)
-    except LifeboatError as exc:
-        if not check_mode:
-            _record_failure(config, profile_name, db, started, exc, audit)
-        raise _as_dump_error(exc, db, profile_name)
-    except KeyboardInterrupt as exc:  # ^C or SIGTERM: the partial directory is gone; count the attempt
-        if not check_mode:
-            _record_failure(config, profile_name, db, started, str(exc) or "interrupted", audit)
-        raise
-    if not check_mode:
-        _audit.record(
-            config["log_dir"], "backup", backup_id=result["id"], result="ok",
-            duration_seconds=result["duration_seconds"], bytes=result["bytes"], **audit
-        )
-        _metrics.update(
-            config["metrics_dir"], profile_name, db,
-            values={
-                "lifeboat_backup_last_success_timestamp_seconds": result["finished"],
-                "lifeboat_backup_last_attempt_timestamp_seconds": started,
-                "lifeboat_backup_last_run_success": 1,
-                "lifeboat_backup_duration_seconds": result["duration_seconds"],
-                "lifeboat_backup_size_bytes": result["bytes"],
-            },
-        )
+        op.audit(backup_id=result.get("id"), bytes=result.get("bytes"))
+        op.on_success(values={
+            "lifeboat_backup_last_success_timestamp_seconds": result.get("finished"),
+            "lifeboat_backup_last_attempt_timestamp_seconds": started,
+            "lifeboat_backup_last_run_success": 1,
+            "lifeboat_backup_duration_seconds": result.get("duration_seconds"),
+            "lifeboat_backup_size_bytes": result.get("bytes"),
+        })
     result.pop("finished", None)
-    result["root"] = root
+    result["root"] = config["backup_root"]
+    result["warnings"] += op.warnings
     return result
-
-
-def _as_dump_error(exc, db, profile_name):
-    """Name the database and profile in the one message; keep the kind (and exit code)."""
-    if isinstance(exc, (ConfigError, LockError)):
-        return exc
-    return type(exc)("Failed to dump database %s (profile %s): %s" % (db, profile_name, exc))
-
-
-def _record_failure(config, profile_name, db, started, exc, audit):
-    try:
-        _audit.record(config["log_dir"], "backup", result="failed", error=str(exc), duration_seconds=round(time.time() - started, 3), **audit)
-        _metrics.update(
-            config["metrics_dir"], profile_name, db,
-            values={"lifeboat_backup_last_attempt_timestamp_seconds": started, "lifeboat_backup_last_run_success": 0},
-            increment=["lifeboat_backup_failures_total"],
-        )
-    except LifeboatError:
-        pass  # the dump error is the one to report; a full disk may also refuse the log
 
 
 def _dump_with_session(config, profile_name, profile, encryption, session, started, check_mode):

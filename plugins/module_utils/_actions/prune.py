@@ -34,12 +34,11 @@ import os
 import shutil
 import time
 
-from .._errors import ConfigError, LifeboatError, StorageError
-from .._report import audit as _audit
-from .._report import metrics as _metrics
+from .._errors import ConfigError, StorageError
 from .._store import catalog as _catalog
 from .._store import retention as _retention
 from .._store.files import is_locked, storage_error
+from .operation import Operation
 
 PARTIAL_MAX_AGE = 86400  # seconds without a write before a .partial of a dead run is removed
 DELETING = ".deleting-"
@@ -73,18 +72,17 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
     )
     if check_mode:
         return result
-    database = complete[-1].manifest["database"] if complete else None
-    try:
+    database = complete[-1].manifest["database"] if complete else None  # None: no label, and nothing to prune
+    with Operation(config, "prune", "profile %s" % profile_name, via, failure_metrics={"increment": ["lifeboat_prune_failures_total"]},
+                   profile=profile_name, database=database, deleted=result["deleted"], kept=len(result["kept"]),
+                   bytes=result["freed_bytes"], detail=_detail(policy, result)) as op:
         failures = _apply(directory, doomed, leftovers)
-    except LifeboatError as exc:
-        _record(config, profile_name, database, result, policy, started, via, error=exc)
-        raise
-    if failures:
-        error = StorageError("Failed to prune profile %s: %s" % (profile_name, "; ".join(failures)))
-        _record(config, profile_name, database, result, policy, started, via, error=error)
-        raise error
-    result["duration_seconds"] = round(time.time() - started, 3)
-    _record(config, profile_name, database, result, policy, started, via)
+        if failures:
+            raise StorageError("; ".join(failures))
+        op.on_success(values={"lifeboat_prune_last_success_timestamp_seconds": time.time(), "lifeboat_prune_kept_backups": len(result["kept"])},
+                      increment={"lifeboat_prune_deleted_total": len(result["deleted"])})
+    result["duration_seconds"] = op.duration
+    result["warnings"] += op.warnings
     return result
 
 
@@ -152,25 +150,8 @@ def _remove(path):
     return [str(e) for e in errors[:1]]
 
 
-def _record(config, profile_name, database, result, policy, started, via, error=None):
-    """One audit line per prune and the prune metrics; a full disk must not hide the prune's own result."""
+def _detail(policy, result):
     detail = "policy %s" % _retention.describe(policy)
     if result["leftovers_removed"]:
         detail += "; removed leftovers %s" % ", ".join(result["leftovers_removed"])
-    try:
-        _audit.record(
-            config["log_dir"], "prune", profile=profile_name, database=database, result="failed" if error else "ok",
-            error=str(error) if error else None, deleted=result["deleted"], kept=len(result["kept"]),
-            bytes=result["freed_bytes"], duration_seconds=round(time.time() - started, 3), via=via, detail=detail,
-        )
-        if database is None:
-            return  # no backup to take the database label from: nothing was pruned either
-        if error:
-            _metrics.update(config["metrics_dir"], profile_name, database, increment=["lifeboat_prune_failures_total"])
-            return
-        _metrics.update(config["metrics_dir"], profile_name, database, values={
-            "lifeboat_prune_last_success_timestamp_seconds": time.time(),
-            "lifeboat_prune_kept_backups": len(result["kept"]),
-        }, increment={"lifeboat_prune_deleted_total": len(result["deleted"])})
-    except LifeboatError as exc:
-        result["warnings"].append(str(exc))
+    return detail

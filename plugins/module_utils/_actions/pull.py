@@ -16,15 +16,14 @@ __metaclass__ = type
 import contextlib
 import os
 import tempfile
-import time
 
-from .._errors import LifeboatError, OffsiteError, VerifyError
+from .._errors import OffsiteError, VerifyError
 from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
 from .._store import catalog as _catalog
 from .._store.files import ProfileLock, atomic_write, ensure_dir, remove_tree, staged
-from . import push as _push
 from . import verify as _verify
+from .operation import Operation
 
 
 def pull(config, profile, backup_id=None, host=None, dest=None, via="module", check_mode=False):
@@ -32,13 +31,13 @@ def pull(config, profile, backup_id=None, host=None, dest=None, via="module", ch
     section = _remote.target(config, profile)
     loc = _remote.Location(section, host or config["host"], profile)
     root = dest or config["backup_root"]
-    started = time.time()
-    facts = {"profile": profile, "database": None}
-    backup = None
-    try:
+    with Operation(config, "pull", "profile %s from offsite" % profile, via, check_mode, profile=profile, backup_id=backup_id, target=root) as op:
         remote = _s3.Remote(section)
-        backup = _remote.find(remote, loc, backup_id)
-        facts = backup.manifest
+        try:
+            backup = _remote.find(remote, loc, backup_id)
+        except VerifyError as exc:
+            raise VerifyError("remote copy of backup %s is not intact: %s" % (backup_id, exc))
+        op.audit(backup_id=backup.id, database=backup.manifest["database"])
         final = os.path.join(_catalog.profile_dir(root, profile), backup.id)
         result = {
             "changed": not _same_local(final, backup.raw),
@@ -51,18 +50,13 @@ def pull(config, profile, backup_id=None, host=None, dest=None, via="module", ch
             "consistent_at": backup.manifest["consistent_at"],
         }
         if result["changed"] and not check_mode:
-            _check_listed(remote, loc, backup)
-            _download(remote, loc, backup, root, profile, final)
-    except LifeboatError as exc:
-        if isinstance(exc, VerifyError):
-            exc = VerifyError("remote copy of backup %s is not intact: %s" % (backup.id if backup else backup_id, exc))
-        if not check_mode:
-            _push.record(config, "pull", facts, backup.id if backup else backup_id, started, via, error=exc, target=root)
-        raise type(exc)("Failed to pull profile %s from offsite: %s" % (profile, exc))
-    if not check_mode:
-        _push.record(config, "pull", facts, backup.id, started, via, target=final, bytes=backup.size if result["changed"] else 0,
-                        detail="downloaded" if result["changed"] else "already present")
-    result["duration_seconds"] = round(time.time() - started, 3)
+            try:
+                _check_listed(remote, loc, backup)
+                _download(remote, loc, backup, root, profile, final)
+            except VerifyError as exc:
+                raise VerifyError("remote copy of backup %s is not intact: %s" % (backup.id, exc))
+        op.audit(target=final, bytes=backup.size if result["changed"] else 0, detail="downloaded" if result["changed"] else "already present")
+    result["duration_seconds"] = op.duration
     return result
 
 
@@ -123,14 +117,15 @@ def remote_entry(config, profile, backup_id=None, host=None):
 
 def verify_remote(config, profile, backup_id, host, level, identity_file=None, scratch=None, tmp_dir=None, via="module"):
     """Verify the offsite copy itself: pull it into a temporary directory (checking every object), then verify."""
-    started = time.time()
     root = tempfile.mkdtemp(prefix="lifeboat-offsite-", dir=tmp_dir)
     try:
         try:
             fetched = pull(config, profile, backup_id, host, dest=root, via=via)
-        except VerifyError as exc:
-            _push.record(config, "verify", {"profile": profile}, backup_id, started, via, error=exc, level=level, detail="offsite")
-            raise VerifyError("Verification (%s) of the offsite copy of profile %s failed: %s" % (level, profile, exc))
+        except VerifyError as exc:  # the copy itself is damaged: that is this verification's verdict
+            with Operation(config, "verify", "", via, kind=VerifyError,
+                           message="Verification (%s) of the offsite copy of profile %s failed" % (level, profile),
+                           profile=profile, backup_id=backup_id, level=level, detail="offsite"):
+                raise exc
         entry = _catalog.resolve(path=fetched["path"])
         result = _verify.verify(config, entry, level, identity_file=identity_file, scratch=scratch, via=via)
     finally:

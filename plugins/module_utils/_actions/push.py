@@ -18,11 +18,10 @@ import time
 from .._errors import ConfigError, LifeboatError, NotFoundError, OffsiteError, VerifyError
 from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
-from .._report import audit as _audit
 from .._report import metrics as _metrics
 from .._store import manifest as _manifest
 from .._store import retention as _retention
-
+from .operation import Operation
 
 # -- push ----------------------------------------------------------------------------------------------------------------
 
@@ -75,26 +74,23 @@ def push(config, entry, via="module", check_mode=False):
     if profile in config["profiles"] and section.get("enabled") is False:
         raise ConfigError("offsite.enabled: offsite copies are disabled for profile %s" % profile)
     loc = _remote.Location(section, manifest["host"], profile)
-    started = time.time()
-    remote = None
-    try:
+    where = "s3://%s" % section["bucket"]
+    with Operation(config, "push", "", via, check_mode, message="Failed to push backup %s of profile %s to %s" % (entry.id, profile, where),
+                   failure_metrics={"increment": ["lifeboat_offsite_failures_total"]},
+                   profile=profile, database=manifest["database"], backup_id=entry.id, target=where) as op:
         remote = _s3.Remote(section)
-        result = _push(config, section, remote, loc, entry, check_mode)
-    except LifeboatError as exc:
-        where = remote.url(loc.prefix(entry.id)) if remote else "s3://%s" % section["bucket"]
-        error = type(exc)("Failed to push backup %s of profile %s to %s: %s" % (entry.id, profile, where, exc))
-        if not check_mode:
-            record(config, "push", manifest, entry.id, started, via, error=error, target=where)
-        raise error
+        where = remote.url(loc.prefix(entry.id))
+        op.message = "Failed to push backup %s of profile %s to %s" % (entry.id, profile, where)
+        op.audit(target=where)
+        result = _push(section, remote, loc, entry, check_mode)
+        op.audit(bytes=result["uploaded_bytes"], detail="uploaded %d objects" % len(result["uploaded"]) if result["changed"] else "already offsite")
     if not check_mode:
-        record(config, "push", manifest, entry.id, started, via, target=result["location"], bytes=result["uploaded_bytes"],
-               detail="uploaded %d objects" % len(result["uploaded"]) if result["changed"] else "already offsite")
-        result["warnings"] += _push_metrics(config, manifest)
-    result["duration_seconds"] = round(time.time() - started, 3)
+        result["warnings"] += op.warnings + _push_metrics(config, manifest)
+    result["duration_seconds"] = op.duration
     return result
 
 
-def _push(config, section, remote, loc, entry, check_mode):
+def _push(section, remote, loc, entry, check_mode):
     manifest = entry.manifest
     raw = _local_manifest(entry)
     listed = _remote.group_by_backup(remote.list(loc.prefix(entry.id)), loc.base).get(entry.id, {})
@@ -171,16 +167,3 @@ def _push_metrics(config, manifest):
     except LifeboatError as exc:
         return [str(exc)]
     return []
-
-
-def record(config, action, manifest, backup_id, started, via, error=None, **fields):
-    """Audit line (and the failure counter for pushes); a full log disk never hides the real error."""
-    try:
-        _audit.record(config["log_dir"], action, profile=manifest["profile"], database=manifest.get("database"),
-                      backup_id=backup_id, result="failed" if error else "ok", error=str(error) if error else None,
-                      duration_seconds=round(time.time() - started, 3), via=via, **fields)
-        if error and action == "push":
-            _metrics.update(config["metrics_dir"], manifest["profile"], manifest["database"], increment=["lifeboat_offsite_failures_total"])
-    except LifeboatError:
-        if not error:
-            raise

@@ -21,13 +21,11 @@ import datetime
 import time
 
 from .._config.schema import get_profile
-from .._errors import LifeboatError
 from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
-from .._report import audit as _audit
-from .._report import metrics as _metrics
 from .._store import catalog as _catalog
 from .._store import retention as _retention
+from .operation import Operation
 
 LEFTOVER_MAX_AGE = 86400  # seconds: a push still running is never this old
 
@@ -45,37 +43,37 @@ def prune(config, profile, policy=None, host=None, check_mode=False, via="module
     policy = _retention.normalize(policy if policy is not None else policy_for(config, profile))
     section = _remote.target(config, profile)
     loc = _remote.Location(section, host or config["host"], profile)
-    started = time.time()
-    now = now or started
-    database = None
+    now = now or time.time()
     result = {"changed": False, "check_mode": check_mode, "profile": profile, "host": loc.host, "policy": policy,
               "deleted": [], "kept": [], "skipped": [], "leftovers_removed": [], "freed_bytes": 0, "warnings": []}
-    try:
-        remote = _s3.Remote(section)
-        result["location"] = remote.url(loc.base)
-        backups = _remote.scan(remote, loc)
-        complete = [b for b in backups if b.status == _catalog.COMPLETE]
-        database = complete[-1].manifest["database"] if complete else None
-        fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verification)
-        leftovers = _leftovers(backups, now, result["skipped"])
-        uploads = [u for u in remote.uploads(loc.base) if _age(u[2], now) >= LEFTOVER_MAX_AGE]
-        result.update(
-            fields,
-            leftovers_removed=[b.id for b in leftovers] + ["upload of %s" % upload[0][len(loc.base):] for upload in uploads],
-            changed=bool(doomed or leftovers or uploads),
-        )
-        result["freed_bytes"] = sum(b.size for b in doomed + leftovers)
-        if not check_mode and result["changed"]:
-            _apply(remote, loc, doomed, leftovers, uploads, result, now)
-    except LifeboatError as exc:
-        error = type(exc)("Failed to prune profile %s offsite: %s" % (profile, exc))
-        if not check_mode:
-            _record(config, profile, database, result, policy, started, via, error)
-        raise error
-    result["duration_seconds"] = round(time.time() - started, 3)
-    if not check_mode:
-        _record(config, profile, database, result, policy, started, via)
+    with Operation(config, "remote_prune", "profile %s offsite" % profile, via, check_mode, verb="prune",
+                   failure_metrics={"increment": ["lifeboat_offsite_failures_total"]}, profile=profile) as op:
+        try:
+            _plan_and_apply(section, loc, policy, check_mode, now, result, op)
+        finally:  # what was deleted before a failure belongs in the audit line too
+            op.audit(deleted=result["deleted"], kept=len(result["kept"]), bytes=result["freed_bytes"], detail=_detail(policy, result))
+    result["duration_seconds"] = op.duration
+    result["warnings"] += op.warnings
     return result
+
+
+def _plan_and_apply(section, loc, policy, check_mode, now, result, op):
+    remote = _s3.Remote(section)
+    result["location"] = remote.url(loc.base)
+    backups = _remote.scan(remote, loc)
+    complete = [b for b in backups if b.status == _catalog.COMPLETE]
+    op.audit(database=complete[-1].manifest["database"] if complete else None)
+    fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verification)
+    leftovers = _leftovers(backups, now, result["skipped"])
+    uploads = [u for u in remote.uploads(loc.base) if _age(u[2], now) >= LEFTOVER_MAX_AGE]
+    result.update(
+        fields,
+        leftovers_removed=[b.id for b in leftovers] + ["upload of %s" % upload[0][len(loc.base):] for upload in uploads],
+        changed=bool(doomed or leftovers or uploads),
+    )
+    result["freed_bytes"] = sum(b.size for b in doomed + leftovers)
+    if not check_mode and result["changed"]:
+        _apply(remote, loc, doomed, leftovers, uploads, result, now)
 
 
 def _age(moment, now):
@@ -140,17 +138,8 @@ def _skip(result, backup, reason):
     result["skipped"].append({"id": backup.id, "status": backup.status, "reason": reason})
 
 
-def _record(config, profile, database, result, policy, started, via, error=None):
+def _detail(policy, result):
     detail = "%s policy %s" % (result.get("location") or "offsite", _retention.describe(policy))
     if result["skipped"]:
         detail += "; skipped %s" % ", ".join("%s (%s)" % (s["id"], s["reason"]) for s in result["skipped"])
-    try:
-        _audit.record(config["log_dir"], "remote_prune", profile=profile, database=database,
-                      result="failed" if error else "ok", error=str(error) if error else None, deleted=result["deleted"],
-                      kept=len(result["kept"]), bytes=result["freed_bytes"], duration_seconds=round(time.time() - started, 3),
-                      via=via, detail=detail)
-        if error and database:
-            _metrics.update(config["metrics_dir"], profile, database, increment=["lifeboat_offsite_failures_total"])
-    except LifeboatError as exc:
-        if not error:
-            result["warnings"].append(str(exc))
+    return detail

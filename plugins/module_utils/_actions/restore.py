@@ -26,11 +26,11 @@ from .._errors import ConfigError, LifeboatError, RestoreError
 from .._postgres import overlap as _overlap
 from .._postgres import restore_list as _toc
 from .._postgres import session as _pg
-from .._report import audit as _audit
 from .._store import manifest as _manifest
 from .._stream import artifacts as _artifacts
 from .._stream import codec as _codec
 from .._stream import pipeline as _pipeline
+from .operation import Operation
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
 
@@ -193,31 +193,25 @@ def plan(config, entry, options):
 
 
 def restore(config, entry, options, via="module"):
-    started = time.time()
     the_plan = plan(config, entry, options)
     timings = {}
-    created = False
     session = _pg.Session(config["connection"], options.target_db)
-    audit = dict(profile=entry.manifest["profile"], database=entry.manifest["database"], backup_id=entry.id,
-                 target=options.target_db, via=via)
+    operation = Operation(config, "restore", "backup %s into %s" % (entry.id, options.target_db), via, kind=RestoreError,
+                          profile=entry.manifest["profile"], database=entry.manifest["database"], backup_id=entry.id,
+                          target=options.target_db)
     try:
-        if options.globals:
-            timings["globals_seconds"] = _timed(lambda: restore_globals(config, entry, options, session))
-        if options.create:
-            create_database(session, options.target_db, entry.manifest)
-            created = True
-        timings.update(restore_archive(entry, options, session, the_plan["pg_restore"]))
-    except LifeboatError as exc:
-        if created:
-            drop_database(session, options.target_db)
-        _audit.record(config["log_dir"], "restore", result="failed", error=str(exc),
-                      duration_seconds=round(time.time() - started, 3), **audit)
-        raise RestoreError("Failed to restore backup %s into %s: %s" % (entry.id, options.target_db, exc))
+        with operation as op:
+            if options.globals:
+                timings["globals_seconds"] = _timed(lambda: restore_globals(config, entry, options, session))
+            if options.create:
+                create_database(session, options.target_db, entry.manifest)
+                # A failed or interrupted restore into a new database leaves no half-restored database behind.
+                op.undo(lambda: drop_database(session, options.target_db))
+            timings.update(restore_archive(entry, options, session, the_plan["pg_restore"]))
     finally:
         session.close()
-    timings["total_seconds"] = round(time.time() - started, 3)
-    _audit.record(config["log_dir"], "restore", result="ok", duration_seconds=timings["total_seconds"], **audit)
-    return dict(the_plan, changed=True, timings=timings)
+    timings["total_seconds"] = op.duration
+    return dict(the_plan, changed=True, timings=timings, warnings=op.warnings)
 
 
 def _timed(action):

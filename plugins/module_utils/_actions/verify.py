@@ -20,13 +20,12 @@ import time
 from .._errors import LifeboatError, StorageError, VerifyError
 from .._postgres import session as _pg
 from .._postgres import tables as _tables
-from .._report import audit as _audit
-from .._report import metrics as _metrics
 from .._store import catalog as _catalog
 from .._store import manifest as _manifest
 from .._stream import artifacts as _artifacts
 from .._stream import pipeline as _pipeline
 from . import restore as _restore
+from .operation import Operation
 
 LEVELS = ("checksum", "archive", "restore")
 
@@ -36,21 +35,24 @@ def verify(config, entry, level, identity_file=None, scratch=None, via="module")
     if level not in LEVELS:
         raise VerifyError("level must be one of %s, got %r" % (", ".join(LEVELS), level))
     manifest = entry.manifest
-    started = time.time()
     details = {}
-    try:
-        if level == "checksum":
-            for item in manifest["artifacts"]:
-                _artifacts.checksum(entry, item)
-        else:
-            details = _read_back(config, entry, level, identity_file, scratch or config["connection"])
-        error = None
-    except LifeboatError as exc:
-        error = exc
-    duration = round(time.time() - started, 3)
-    warnings = _record(config, entry, level, error, started, duration, via)
-    if error:
-        raise VerifyError("Verification (%s) of backup %s failed: %s" % (level, entry.id, error))
+    operation = Operation(config, "verify", "backup %s" % entry.id, via, kind=VerifyError,
+                          message="Verification (%s) of backup %s failed" % (level, entry.id),
+                          failure_metrics={"increment": ["lifeboat_verify_failures_total"]},
+                          profile=manifest["profile"], database=manifest["database"], backup_id=entry.id, level=level)
+    with operation as op:
+        # verification.json records what ran, passed or not, before the audit line and the metrics.
+        try:
+            if level == "checksum":
+                for item in manifest["artifacts"]:
+                    _artifacts.checksum(entry, item)
+            else:
+                details = _read_back(config, entry, level, identity_file, scratch or config["connection"])
+        except LifeboatError as exc:
+            op.warnings += _record_verification(entry, level, op, exc)
+            raise
+        op.warnings += _record_verification(entry, level, op, None)
+        op.on_success(values={"lifeboat_verify_last_success_timestamp_seconds": time.time()})
     result = {
         "changed": False,
         "id": entry.id,
@@ -59,8 +61,8 @@ def verify(config, entry, level, identity_file=None, scratch=None, via="module")
         "level": level,
         "verified": True,
         "bytes": sum(a["bytes"] for a in manifest["artifacts"]),
-        "duration_seconds": duration,
-        "warnings": warnings,
+        "duration_seconds": op.duration,
+        "warnings": op.warnings,
     }
     result.update(details)
     return result
@@ -126,30 +128,16 @@ def compare_with_manifest(session, manifest):
     return [{"table": _manifest.table_key(t), "rows": t["rows"], "match": True} for t in manifest["tables"]]
 
 
-def _record(config, entry, level, error, started, duration, via):
-    """verification.json, the audit line and the metrics; a read-only copy only warns."""
-    manifest = entry.manifest
-    warnings = []
+def _record_verification(entry, level, op, error):
+    """verification.json: what this verification found; a read-only copy only warns."""
     previous = entry.verification or {}
     passed = dict(previous.get("passed") or {})
     if not error:
-        passed[level] = _manifest.iso(started)
-    document = {"level": level, "ok": error is None, "at": _manifest.iso(started), "duration_seconds": duration,
+        passed[level] = _manifest.iso(op.started)
+    document = {"level": level, "ok": error is None, "at": _manifest.iso(op.started), "duration_seconds": op.elapsed(),
                 "error": str(error) if error else None, "passed": passed}
     try:
         _catalog.record_verification(entry.path, document)
     except StorageError as exc:
-        warnings.append("verification result not recorded in the backup directory: %s" % exc)
-    try:
-        _audit.record(config["log_dir"], "verify", profile=manifest["profile"], database=manifest["database"],
-                      backup_id=entry.id, level=level, result="failed" if error else "ok",
-                      error=str(error) if error else None, duration_seconds=duration, via=via)
-        if error:
-            _metrics.update(config["metrics_dir"], manifest["profile"], manifest["database"],
-                            increment=["lifeboat_verify_failures_total"])
-        else:
-            _metrics.update(config["metrics_dir"], manifest["profile"], manifest["database"],
-                            values={"lifeboat_verify_last_success_timestamp_seconds": time.time()})
-    except StorageError as exc:
-        warnings.append(str(exc))
-    return warnings
+        return ["verification result not recorded in the backup directory: %s" % exc]
+    return []
