@@ -286,3 +286,19 @@ def test_scheduled_run_backs_up_verifies_pushes_and_prunes_both_sides(cli, pg, s
     cli(recovery, *remote, check=0)
     assert pg.psql("SELECT count(*) FROM payments", db=target) == pg.psql("SELECT count(*) FROM payments", db=shop_db)
     assert not os.path.exists(os.path.join(recovery["backup_root"], "shop")), "the temporary pull was left behind"
+
+
+def test_check_config_connect_reaches_each_offsite_bucket(cli, pg, shop_db, age_key, backup_root, s3, bucket):
+    """A wrong key or a missing bucket shows when the host is set up, not at the first scheduled push."""
+    config = {"connection": pg.connection(), "backup_root": backup_root, "encryption": {"mode": "age", "recipients": [age_key[1]]},
+              "host": HOST, "offsite": s3.target(bucket), "profiles": {"shop": {"db": shop_db}, "local": {"db": shop_db, "offsite": {"enabled": False}}}}
+    proc = cli(config, "--json", "check-config", "--connect", check=0)
+    assert json.loads(proc.stdout)["offsite"] == [{"profile": "shop", "location": "s3://%s/lifeboat/%s/shop/" % (bucket, HOST)}]
+    assert "profile shop: offsite bucket reachable" in cli(config, "check-config", "--connect", check=0).stdout
+
+    for broken, words in ((s3.target(bucket, secret_key="not-the-key"), "credentials"),
+                          (s3.target("lifeboat-no-such-bucket"), "lifeboat-no-such-bucket")):
+        proc = cli(dict(config, offsite=broken), "check-config", "--connect")
+        assert proc.returncode != 0 and proc.stdout == ""
+        assert proc.stderr.startswith("lifeboat: profile shop cannot reach its offsite bucket: "), proc.stderr
+        assert words in proc.stderr.lower() and "not-the-key" not in proc.stderr, proc.stderr

@@ -20,6 +20,7 @@ import signal
 import sys
 
 from .._actions import backup as _dump
+from .._actions import check_config as _check_config
 from .._actions import prune as _prune
 from .._actions import pull as _offsite_pull
 from .._actions import push as _push
@@ -30,7 +31,6 @@ from .._actions import verify as _verify
 from .._config.schema import DEFAULT_CONFIG_PATH, get_profile, load_config_file
 from .._errors import ConfigError, LifeboatError
 from .._offsite import remote as _remote
-from .._postgres import session as _pg
 from .._store import catalog as _catalog
 from .._store import retention as _retention
 
@@ -198,27 +198,12 @@ def cmd_run(config, args):
 
 
 def cmd_check_config(config, args):
-    names = sorted(config["profiles"])
-    result = {"profiles": names, "backup_root": config["backup_root"]}
-    text = "configuration valid: %d profiles (%s)" % (len(names), ", ".join(names) or "none")
-    if getattr(args, "connect", False):
-        result.update(_check_server(config["connection"]))
+    result = _check_config.check(config, connect=getattr(args, "connect", False))
+    text = "configuration valid: %d profiles (%s)" % (len(result["profiles"]), ", ".join(result["profiles"]) or "none")
+    if "server_version" in result:
         text += "\nserver %(server_version)s reachable; %(pg_dump)s (version %(pg_dump_major)d) can dump it" % result
+        text += "".join("\nprofile %(profile)s: offsite bucket reachable (%(location)s)" % b for b in result["offsite"])
     return result, text
-
-
-def _check_server(connection):
-    """Connect as this user with the configured credentials; pg_dump must not be older than the server."""
-    with _pg.Session(connection, connection["maintenance_db"]) as session:
-        handle = session.connect()
-        try:
-            info = _pg.server_info(handle)
-        finally:
-            handle.close()
-    server_major = _pg.major_of(info["server_version_num"])
-    pg_dump, client_major = _pg.find_binary("pg_dump", connection, server_major)
-    _pg.require_client_not_older("pg_dump", pg_dump, client_major, server_major)
-    return {"server_version": info["server_version"], "pg_dump": pg_dump, "pg_dump_major": client_major}
 
 
 def parser():
@@ -300,7 +285,9 @@ def parser():
     p.add_argument("--profile", required=True)
 
     p = command("check-config", cmd_check_config, "validate the configuration file")
-    p.add_argument("--connect", action="store_true", help="also connect to the server and check pg_dump is not older than it")
+    p.add_argument("--connect", action="store_true",
+                   help="also log in to the server, check pg_dump is not older than it, and reach each offsite bucket "
+                        "(webhooks are not contacted)")
     return top
 
 
