@@ -31,7 +31,7 @@ PLAY = """
 """
 
 
-def preflight(tmp_path, **changes):
+def preflight(tmp_path, tags="lifeboat_agent_preflight", **changes):
     variables = copy.deepcopy(GOOD)
     for key, value in changes.items():
         if value is None:
@@ -43,7 +43,7 @@ def preflight(tmp_path, **changes):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=os.path.join(REPO, "tests", "ansible.cfg"),
                ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
-        [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", "--check", "--tags", "lifeboat_agent_preflight",
+        [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", "--check", "--tags", tags,
          "-e", "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"),
          "-e", "@" + str(tmp_path / "vars.json"), str(tmp_path / "play.yml")],
         capture_output=True, text=True, env=env, check=False, timeout=300,
@@ -82,3 +82,44 @@ def test_bad_settings_fail_naming_the_variable(tmp_path, changes, message):
     assert rc != 0
     assert message in out, out
     assert "s3cret-value" not in out
+
+
+@pytest.mark.parametrize("tags", ["lifeboat_agent_configure", "lifeboat_agent"])
+def test_configuration_errors_show_the_validators_message_in_check_mode(tmp_path, tags):
+    """A typo must read as the engine's message naming it, not as a censored 'failed to validate', and must fail a
+    check-mode run (what an AWX check job does) instead of showing as a change; each documented tag works alone."""
+    profiles = copy.deepcopy(GOOD["agent_profiles"])
+    profiles["full"]["retension"] = {"keep_daily": 7}
+    rc, out = preflight(tmp_path, tags=tags, agent_profiles=profiles)
+    assert rc != 0, out
+    assert "profiles.full: unknown key" in out and "'retension'" in out, out
+    assert "undefined" not in out and "s3cret-value" not in out
+
+
+@pytest.mark.parametrize("offsite, packages", [
+    ({}, []),
+    ({"agent_offsite": {"bucket": "b"}}, ["python3-boto3"]),
+    ({"agent_profiles": {"full": {"db": "shop", "offsite": {"bucket": "b"}}}}, ["python3-boto3"]),
+])
+def test_offsite_settings_bring_boto3(tmp_path, offsite, packages):
+    """Without boto3 every scheduled push failed after a converge that passed: the configuration decides the packages."""
+    variables = dict(copy.deepcopy(GOOD), **offsite)
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    (tmp_path / "play.yml").write_text("""
+- name: Packages of the agent role
+  hosts: localhost
+  gather_facts: false
+  vars_files: [%s/roles/agent/defaults/main.yml, %s/roles/agent/vars/main.yml]
+  tasks:
+    - name: Show them
+      ansible.builtin.debug:
+        var: __agent_offsite_packages
+""" % (REPO, REPO))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "tests", "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", "@" + str(tmp_path / "vars.json"), str(tmp_path / "play.yml")],
+                          capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert result["__agent_offsite_packages"] == packages
