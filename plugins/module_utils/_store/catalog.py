@@ -111,6 +111,9 @@ def scan(backup_root, profile):
         path = os.path.join(directory, name)
         if name.startswith(".") or not os.path.isdir(path):
             continue
+        if os.path.islink(path):  # planted by someone else: what it points to is no backup of this profile
+            other.append(Entry(path, DAMAGED, error="a symbolic link, not a backup directory lifeboat made; remove it"))
+            continue
         if name.endswith(PARTIAL):
             if locked is None:
                 locked = is_locked(directory)
