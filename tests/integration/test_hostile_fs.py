@@ -187,11 +187,25 @@ def test_a_directory_another_user_could_write_is_refused(pg, age_key, shop_db, b
     else:
         os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
         expected = ("%s is owned by nobody (mode 0700), not by root who runs lifeboat: that user could replace backups "
-                    "there; fix: chown root %s" % (path, path))
+                    "there; fix: chown root %s (or run lifeboat as nobody if that is the backup user)" % (path, path))
     proc = run_backup(pg, age_key, shop_db, backup_root, tmp_path)
     assert proc.returncode == 8, proc.stderr  # a storage error; before the fix: 0, a backup in that directory
     assert proc.stderr.strip().splitlines() == ["lifeboat: Failed to dump database %s (profile shop): %s" % (shop_db, expected)]
     assert os.listdir(profile_dir) == []
+
+
+def test_a_backup_root_inside_another_users_directory_is_refused(pg, age_key, shop_db, base, tmp_path):
+    """nobody could move its backups/ away and put a link to any directory of root's in its place."""
+    backup_root = os.path.join(base, "nobody", "backups")
+    os.mkdir(backup_root, 0o700)
+    proc = run_backup(pg, age_key, shop_db, backup_root, tmp_path)
+    assert proc.returncode == 8, proc.stderr  # before the fix: 0, a backup nobody can swap out
+    above = os.path.join(base, "nobody")
+    assert proc.stderr.strip().splitlines() == [
+        "lifeboat: Failed to dump database %s (profile shop): %s, above the backup root %s, can be changed by its owner "
+        "(owner nobody, mode 0755): they could replace the backup root; move the backup root, or fix: chown root %s; "
+        "chmod go-w %s" % (shop_db, above, backup_root, above, above)]
+    assert os.listdir(backup_root) == []
 
 
 # -- 5. the commit point ------------------------------------------------------------------------------------------

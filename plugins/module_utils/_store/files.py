@@ -58,11 +58,36 @@ def check_dir(fd, path):
     me = os.geteuid()
     if info.st_uid not in (me, 0):
         raise StorageError("%s is owned by %s (mode %04o), not by %s who runs lifeboat: that user could replace backups "
-                           "there; fix: chown %s %s" % (path, _owner(info.st_uid), stat.S_IMODE(info.st_mode),
-                                                        _owner(me), _owner(me), path))
+                           "there; fix: chown %s %s (or run lifeboat as %s if that is the backup user)"
+                           % (path, _owner(info.st_uid), stat.S_IMODE(info.st_mode), _owner(me), _owner(me), path,
+                              _owner(info.st_uid)))
     if info.st_mode & 0o022:
         raise StorageError("%s is writable by group or others (owner %s, mode %04o): they could replace backups there; "
                            "fix: chmod 0700 %s" % (path, _owner(info.st_uid), stat.S_IMODE(info.st_mode), path))
+
+
+def _above(path):
+    current = os.path.dirname(path)
+    while current != os.path.dirname(current):
+        yield current
+        current = os.path.dirname(current)
+    yield current
+
+
+def _check_above(path):
+    """The directories above the backup root (and above what it links to) must be closed to other users too, sticky
+    ones such as /tmp aside: else one of them could move the root away and put a link to anywhere in its place."""
+    me = os.geteuid()
+    for current in sorted(set(_above(os.path.abspath(path))) | set(_above(os.path.realpath(path))), reverse=True):
+        try:
+            info = os.stat(current)
+        except OSError as exc:
+            raise storage_error("check directory", current, exc)
+        if info.st_uid not in (me, 0) or (info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX):
+            raise StorageError("%s, above the backup root %s, can be changed by %s (owner %s, mode %04o): they could "
+                               "replace the backup root; move the backup root, or fix: chown root %s; chmod go-w %s"
+                               % (current, path, "its owner" if info.st_uid not in (me, 0) else "group or others",
+                                  _owner(info.st_uid), stat.S_IMODE(info.st_mode), current, current))
 
 
 def _open_dir(name, dir_fd=None, shown=None):
@@ -84,6 +109,7 @@ class ProfileDir:
         """``path`` is ``<backup_root>/<profile>``; both are created when missing (0700) and both are checked."""
         self.path = path
         ensure_dir(backup_root)
+        _check_above(backup_root)
         root_fd = _open_dir(backup_root)  # the configured root may itself be a link the operator set up
         try:
             check_dir(root_fd, backup_root)
@@ -223,7 +249,7 @@ def _clear_leftovers(profile):
             raise StorageError("%s is %s: lifeboat did not make it and never follows or reuses it; remove it"
                                % (os.path.join(profile.path, name), why))
         if name.endswith(PARTIAL) and stat.S_ISDIR(info.st_mode):
-            shutil.rmtree(name, dir_fd=profile.fd)
+            shutil.rmtree(name, dir_fd=profile.fd, ignore_errors=True)  # a prune may be removing it too
 
 
 def _clear_final(profile, name):
@@ -250,8 +276,8 @@ def staged(profile, backup_id, error_class):
     run removes it), after it a complete backup: never a directory that looks complete without its manifest. On any
     failure the partial directory is removed and an OSError becomes ``error_class`` naming the directory.
     """
-    _clear_leftovers(profile)
     try:
+        _clear_leftovers(profile)
         stage = Staging(profile, backup_id)
     except FileExistsError:
         raise StorageError("%s appeared while lifeboat was starting to write it; lifeboat did not make it: remove it"
