@@ -125,11 +125,23 @@ def test_a_planted_partial_link_is_refused_even_when_its_target_appears(engine, 
     monkeypatch.setattr(engine.dump, "new_backup_id", racing)
     with pytest.raises(engine.errors.StorageError) as caught:
         engine.dump.backup(make_config({"shop": {"db": shop_db}}), "shop", via="test")
-    assert "is a symbolic link (to %s): lifeboat did not make it and never follows or reuses it; remove it" % loot in str(caught.value)
+    assert "is a symbolic link (to %s): lifeboat did not make it and never follows or reuses it; move it away" % loot in str(caught.value)
     assert os.listdir(loot) == []  # before the fix: the backup and its manifest, written by root into nobody's directory
     entries = engine.catalog.scan(backup_root, "shop")
     assert entries and {e.status for e in entries} == {engine.catalog.DAMAGED}
     assert engine.catalog.complete_backups(backup_root, "shop") == []
+
+
+def test_another_users_entry_in_a_profile_directory_stops_the_run(engine, make_config, shop_db, backup_root):
+    """A directory nobody made there (say, a backup look-alike with a manifest of its choosing) is named, not reused."""
+    profile_dir = open_to_nobody(backup_root)
+    planted = os.path.join(profile_dir, "20991231T235959Z")
+    as_nobody("mkdir", planted)
+    tighten(backup_root)
+    with pytest.raises(engine.errors.StorageError) as caught:
+        engine.dump.backup(make_config({"shop": {"db": shop_db}}), "shop", via="test")
+    assert "%s is owned by nobody: lifeboat did not make it and never follows or reuses it; move it away" % planted in str(caught.value)
+    assert sorted(os.listdir(profile_dir)) == [".lock", "20991231T235959Z"]  # before the fix: a new backup beside it
 
 
 def test_the_catalog_does_not_list_a_symlinked_directory_as_a_backup(engine, make_config, shop_db, base, backup_root):

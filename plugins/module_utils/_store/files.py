@@ -246,7 +246,7 @@ def _clear_leftovers(profile):
     for name, info in names:
         why = _foreign(profile, name, info)
         if why:
-            raise StorageError("%s is %s: lifeboat did not make it and never follows or reuses it; remove it"
+            raise StorageError("%s is %s: lifeboat did not make it and never follows or reuses it; move it away"
                                % (os.path.join(profile.path, name), why))
         if name.endswith(PARTIAL) and stat.S_ISDIR(info.st_mode):
             shutil.rmtree(name, dir_fd=profile.fd, ignore_errors=True)  # a prune may be removing it too
