@@ -7,7 +7,8 @@ Order of events, each one able to fail the run without leaving a backup:
 connect and check versions; open a REPEATABLE READ transaction and export its
 snapshot; stream ``pg_dump --snapshot`` through zstd and age into
 ``<id>.partial/`` while counting rows in that same snapshot; dump globals;
-fsync; rename the directory; write the manifest last.
+write the manifest last and fsync it, inside the partial directory; the rename
+of ``<id>.partial`` to ``<id>`` is the commit (see _store.files.staged).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,7 +26,7 @@ from .._postgres import session as _pg
 from .._postgres import tables as _tables
 from .._store import catalog as _catalog
 from .._store import manifest as _manifest
-from .._store.files import ProfileLock, ensure_dir, remove_tree, staged
+from .._store.files import ProfileDir, ProfileLock, staged
 from .._stream import codec as _codec
 from .._stream import pipeline as _pipeline
 from .._version import ENGINE_VERSION
@@ -38,12 +39,10 @@ ARCHIVE_FLOOR = {"none": 120, "age": 320}
 
 
 def new_backup_id(profile_dir, now):
-    """Sortable UTC id; a suffix keeps two backups in the same second apart."""
+    """Sortable UTC id (``profile_dir``: a ProfileDir); a suffix keeps two backups in the same second apart."""
     base = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     candidate, n = base, 1
-    while os.path.exists(os.path.join(profile_dir, candidate)) or os.path.exists(
-        os.path.join(profile_dir, candidate + _catalog.PARTIAL)
-    ):
+    while profile_dir.exists(candidate) or profile_dir.exists(candidate + _catalog.PARTIAL):
         candidate = "%s-%d" % (base, n)
         n += 1
     return candidate
@@ -189,8 +188,9 @@ def _dump_with_session(config, profile_name, profile, encryption, session, start
     if check_mode:
         with _Snapshot(config, profile, session) as snap:
             return _plan_result(config, profile_name, profile, encryption, snap)
-    profile_dir = ensure_dir(_catalog.profile_dir(ensure_dir(config["backup_root"]), profile_name))
-    with ProfileLock(profile_dir, profile_name):  # before touching the server: a second run stops at once
+    root = config["backup_root"]
+    with ProfileDir(root, _catalog.profile_dir(root, profile_name)) as profile_dir, \
+            ProfileLock(profile_dir, profile_name):  # before touching the server: a second run stops at once
         with _Snapshot(config, profile, session) as snap:
             return _write_backup(config, profile_name, profile, encryption, session, snap, started, profile_dir)
 
@@ -250,11 +250,11 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
     db = profile["db"]
     handle, selection, info = snap.handle, snap.selection, snap.info
     backup_id = new_backup_id(profile_dir, started)
-    final = os.path.join(profile_dir, backup_id)
+    final = os.path.join(profile_dir.path, backup_id)
     encode = _codec.encode_steps(encryption, profile["compression_level"], profile["compression_threads"])
     env = session.env()
     artifacts = []
-    with _Deadline(profile["backup_timeout"]) as deadline, staged(final, StorageError) as partial:
+    with _Deadline(profile["backup_timeout"]) as deadline, staged(profile_dir, backup_id, StorageError) as partial:
         timeout = profile["lock_wait_timeout"]
         dump_argv = [snap.pg_dump, "--format=custom", "--compress=0", "--no-password", "--snapshot=%s" % snap.id]
         if timeout:
@@ -263,7 +263,7 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
         evidence = _SnapshotEvidence(session, snap, timeout)
         evidence.start()
         try:
-            artifacts.append(_stream(partial, "database", _artifact_name(db, "database", encryption["mode"]),
+            artifacts.append(_stream(partial.path, "database", _artifact_name(db, "database", encryption["mode"]),
                                      [_pipeline.Step("pg_dump", dump_argv, env, stdio="o")] + encode, encryption, deadline))
         except BaseException as exc:
             evidence.stop()
@@ -278,35 +278,31 @@ def _write_backup(config, profile_name, profile, encryption, session, snap, star
             globals_argv = [pg_dumpall, "--globals-only", "--no-password", "--database=" + _pg.dbname_arg(db)]
             if not info["superuser"]:
                 globals_argv.append("--no-role-passwords")  # pg_authid is superuser-only
-            artifacts.append(_stream(partial, "globals", _artifact_name(db, "globals", encryption["mode"]),
+            artifacts.append(_stream(partial.path, "globals", _artifact_name(db, "globals", encryption["mode"]),
                                      [_pipeline.Step("pg_dumpall", globals_argv, env)] + encode, encryption, deadline))
-    finished = time.time()
-    document = {
-        "backup_id": backup_id,
-        "profile": profile_name,
-        "host": config["host"],
-        "database": db,
-        "server_version": info["server_version"],
-        "server_version_num": info["server_version_num"],
-        "pg_dump_version": snap.dump_major,
-        "encoding": snap.encoding,
-        "collate": snap.collate,
-        "ctype": snap.ctype,
-        "engine_version": ENGINE_VERSION,
-        "started_at": _manifest.iso(started),
-        "finished_at": _manifest.iso(finished),
-        "consistent_at": _manifest.iso(snap.consistent_at),
-        "duration_seconds": round(finished - started, 3),
-        "selection": {"tables": profile["tables"], "exclude_tables": profile["exclude_tables"]},
-        "artifacts": artifacts,
-        "tables": evidence.tables,
-        "freshness": evidence.freshness,
-    }
-    try:
-        _manifest.write(final, document)
-    except LifeboatError:
-        remove_tree(final)  # without a manifest it is not a backup: do not leave a look-alike
-        raise
+        finished = time.time()
+        document = {
+            "backup_id": backup_id,
+            "profile": profile_name,
+            "host": config["host"],
+            "database": db,
+            "server_version": info["server_version"],
+            "server_version_num": info["server_version_num"],
+            "pg_dump_version": snap.dump_major,
+            "encoding": snap.encoding,
+            "collate": snap.collate,
+            "ctype": snap.ctype,
+            "engine_version": ENGINE_VERSION,
+            "started_at": _manifest.iso(started),
+            "finished_at": _manifest.iso(finished),
+            "consistent_at": _manifest.iso(snap.consistent_at),
+            "duration_seconds": round(finished - started, 3),
+            "selection": {"tables": profile["tables"], "exclude_tables": profile["exclude_tables"]},
+            "artifacts": artifacts,
+            "tables": evidence.tables,
+            "freshness": evidence.freshness,
+        }
+        _manifest.write(partial.path, document, dir_fd=partial.fd)  # last, inside .partial: the rename commits it
     size = sum(a["bytes"] for a in artifacts)
     return {
         "changed": True,

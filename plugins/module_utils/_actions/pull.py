@@ -4,8 +4,8 @@
 """Reading backups back from the bucket: pull, and verify or restore straight from it.
 
 A pull downloads into ``<id>.partial/``, checks every artifact's size and
-SHA-256 against the manifest, renames the directory, and writes the manifest
-last: a pulled directory is a backup only when it is whole. Verify and
+SHA-256 against the manifest, writes the manifest last inside it, and renames
+the directory: a pulled directory is a backup only when it is whole. Verify and
 restore of a remote backup pull into a private temporary directory first.
 """
 
@@ -21,7 +21,7 @@ from .._errors import OffsiteError, VerifyError
 from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
 from .._store import catalog as _catalog
-from .._store.files import ProfileLock, atomic_write, ensure_dir, remove_tree, staged
+from .._store.files import ProfileDir, ProfileLock, atomic_write, remove_tree, staged
 from . import verify as _verify
 from .operation import Operation
 
@@ -52,7 +52,7 @@ def pull(config, profile, backup_id=None, host=None, dest=None, via="module", ch
         if result["changed"] and not check_mode:
             try:
                 _check_listed(remote, loc, backup)
-                _download(remote, loc, backup, root, profile, final)
+                _download(remote, loc, backup, root, profile)
             except VerifyError as exc:
                 raise VerifyError("remote copy of backup %s is not intact: %s" % (backup.id, exc))
         op.audit(target=final, bytes=backup.size if result["changed"] else 0, detail="downloaded" if result["changed"] else "already present")
@@ -82,17 +82,16 @@ def _check_listed(remote, loc, backup):
             raise VerifyError("artifact %s (%s) is %d bytes but the manifest records %d" % (item["name"], url, found["size"], item["bytes"]))
 
 
-def _download(remote, loc, backup, root, profile, final):
-    profile_dir = ensure_dir(_catalog.profile_dir(ensure_dir(root), profile))
-    with ProfileLock(profile_dir, profile):
-        with staged(final, OffsiteError) as partial:
+def _download(remote, loc, backup, root, profile):
+    with ProfileDir(root, _catalog.profile_dir(root, profile)) as profile_dir, ProfileLock(profile_dir, profile):
+        with staged(profile_dir, backup.id, OffsiteError) as partial:
             for item in backup.manifest["artifacts"]:
                 key = loc.key(backup.id, item["name"])
-                size, sha256 = remote.download(key, os.path.join(partial, item["name"]))
+                size, sha256 = remote.download(key, os.path.join(partial.path, item["name"]))
                 if (size, sha256) != (item["bytes"], item["sha256"]):
                     raise VerifyError("artifact %s (%s) does not match its SHA-256 in the manifest (corrupted)"
                                       % (item["name"], remote.url(key)))
-        atomic_write(os.path.join(final, _remote.MANIFEST), backup.raw)
+            atomic_write(os.path.join(partial.path, _remote.MANIFEST), backup.raw, dir_fd=partial.fd)  # the rename commits
 
 
 @contextlib.contextmanager

@@ -109,7 +109,12 @@ def scan(backup_root, profile):
     complete, other = [], []
     for name in names:
         path = os.path.join(directory, name)
-        if name.startswith(".") or not os.path.isdir(path):
+        if name.startswith("."):
+            continue
+        if os.path.islink(path):  # planted by someone else: what it points to is no backup of this profile
+            other.append(Entry(path, DAMAGED, error="a symbolic link, not a backup directory lifeboat made; remove it"))
+            continue
+        if not os.path.isdir(path):
             continue
         if name.endswith(PARTIAL):
             if locked is None:

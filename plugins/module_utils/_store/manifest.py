@@ -38,10 +38,10 @@ def seal(document):
     return sealed
 
 
-def write(backup_dir, document):
-    """Seal and write the manifest atomically; call it last."""
+def write(backup_dir, document, dir_fd=None):
+    """Seal and write the manifest atomically; call it last (``dir_fd``: ``backup_dir`` held open)."""
     sealed = seal(dict(document, format=FORMAT, format_version=FORMAT_VERSION))
-    atomic_write_json(os.path.join(backup_dir, MANIFEST), sealed)
+    atomic_write_json(os.path.join(backup_dir, MANIFEST), sealed, dir_fd=dir_fd)
     return sealed
 
 
