@@ -110,7 +110,7 @@ def test_long_lived_identity_verifies_through_the_verify_module(pg, shop_db, age
     data["daily_backup_identity_file"] = age_key[0]
     result = run_playbook(write_vars(tmp_path / "vars.json", data))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "TASK [Verify the new backup with the configured identity, profile full]" in result.stdout
+    assert "TASK [Back up, verify, push and prune profile full]" in result.stdout
     (backup,) = complete_backups(data["agent_backup_root"], "full")
     assert "archive" in backup.verification["passed"]
     # No one-time recipient: only the configured key can open this backup.
@@ -146,3 +146,34 @@ def test_daily_backup_through_ansible_runner(pg, shop_db, age_key, tmp_path):
     for path in [artifacts / "stdout"] + glob.glob(str(artifacts / "job_events" / "*.json")):
         with open(path) as handle:
             assert pg.password not in handle.read(), path
+
+
+def test_daily_backup_ships_and_prunes_like_the_scheduled_run(pg, shop_db, age_key, tmp_path):
+    """AWX-only hosts: without push and prune the backups grew without limit. The playbook now runs the same engine
+    action as `lifeboat run`: two runs with keep_last 1 leave one backup locally and one in the bucket."""
+    from seaweed import SECRET_KEY, SeaweedFS
+
+    server = SeaweedFS(str(tmp_path / "seaweed")).start()
+    try:
+        bucket = server.bucket()
+        data = settings(pg, age_key, str(tmp_path), {"full": {"db": shop_db, "retention": {"keep_last": 1}}})
+        data.update(agent_offsite=server.target(bucket), agent_host_name="db1")
+        vars_file = write_vars(tmp_path / "vars.json", data)
+        planned = run_playbook(vars_file, "--check")
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        assert "push offsite, prune, prune offsite" in planned.stdout
+        assert not os.path.exists(data["agent_backup_root"]) and server.keys(bucket) == []
+        for _ in range(2):
+            done = run_playbook(vars_file, "-v")
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert SECRET_KEY not in done.stdout and pg.password not in done.stdout
+        (kept,) = complete_backups(data["agent_backup_root"], "full")
+        assert "1 pushed offsite, pruned 1, pruned 1 offsite" in done.stdout
+        assert {key.split("/")[3] for key in server.keys(bucket)} == {kept.id}
+        with open(os.path.join(data["agent_log_dir"], "audit.jsonl")) as handle:
+            actions = [(a["action"], a["result"], a["via"]) for a in map(json.loads, handle)]
+        for action in ("backup", "verify", "push", "prune", "remote_prune", "run"):
+            assert (action, "ok", "module") in actions, (action, actions)
+        assert not glob.glob("/tmp/*.lifeboat-run.yml")  # the private copy of the configuration is gone
+    finally:
+        server.stop()

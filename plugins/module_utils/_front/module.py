@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, validate_config, validate_section
+from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, load_config_file, validate_config, validate_section
 from .._errors import LifeboatError
 
 CONNECTION_KEYS = (
@@ -114,3 +114,8 @@ def run(module, action):
     except LifeboatError as exc:
         module.fail_json(msg=str(exc), error_kind=exc.kind)
     module.exit_json(**result)
+
+
+def config_from_file(path):
+    """The configuration file the lifeboat command reads (modules that act as the scheduled run use it too)."""
+    return load_config_file(path)
