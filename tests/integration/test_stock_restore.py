@@ -1,4 +1,4 @@
-"""README's "Restoring with the stock tools alone" recipe, run as written: age | zstd | pg_restore, no lifeboat code."""
+"""docs/restore.md's "Restoring with the stock tools alone" recipe, run as written: age | zstd | pg_restore, no lifeboat code."""
 
 import os
 import re
@@ -8,8 +8,8 @@ from conftest import REPO
 
 
 def recipe():
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    part = readme.split("## Restoring with the stock tools alone", 1)[1]
+    page = open(os.path.join(REPO, "docs", "restore.md"), encoding="utf-8").read()
+    part = page.split("## Restoring with the stock tools alone", 1)[1]
     return re.search(r"```sh\n(.*?)```", part, re.S).group(1)
 
 

@@ -1,4 +1,4 @@
-"""README.md stays true to the code: every configuration key, every exit code, every module and CLI subcommand."""
+"""README.md and docs/ stay true to the code: every configuration key, every exit code, every module and CLI subcommand."""
 
 import os
 import re
@@ -9,10 +9,11 @@ from conftest import REPO, Engine
 README = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
 
 
-def section(title):
-    """The text of the README section headed ``## title``."""
-    match = re.search(r"^## %s\n(.*?)(?=^## |\Z)" % re.escape(title), README, re.M | re.S)
-    assert match, "README has no section %r" % title
+def section(title, page="README.md"):
+    """The text of the section headed ``## title`` of README.md or a page under docs/."""
+    text = open(os.path.join(REPO, page), encoding="utf-8").read()
+    match = re.search(r"^## %s\n(.*?)(?=^## |\Z)" % re.escape(title), text, re.M | re.S)
+    assert match, "%s has no section %r" % (page, title)
     return match.group(1)
 
 
@@ -33,7 +34,7 @@ def test_commands_come_first():
 @pytest.mark.parametrize("fields", ["TOP_FIELDS", "CONNECTION_FIELDS", "PROFILE_FIELDS", "OFFSITE_FIELDS", "NOTIFY_FIELDS"])
 def test_configuration_reference_lists_every_key(fields):
     schema = getattr(Engine().config, fields)
-    reference = section("Configuration file reference")
+    reference = section("Configuration file reference", "docs/configuration.md")
     missing = sorted(set(schema) - documented_keys(reference))
     assert not missing, "README's configuration reference lacks %s keys %s" % (fields, missing)
 
@@ -44,11 +45,11 @@ def test_configuration_reference_lists_no_unknown_key():
     for fields in (config.TOP_FIELDS, config.CONNECTION_FIELDS, config.PROFILE_FIELDS, config.OFFSITE_FIELDS,
                    config.NOTIFY_FIELDS, config.ENCRYPTION_FIELDS, config.RETENTION_FIELDS):
         known.update(fields)
-    assert documented_keys(section("Configuration file reference")) <= known
+    assert documented_keys(section("Configuration file reference", "docs/configuration.md")) <= known
 
 
 def test_retention_and_encryption_keys_are_named():
-    reference = section("Configuration file reference")
+    reference = section("Configuration file reference", "docs/configuration.md")
     config = Engine().config
     for key in list(config.RETENTION_FIELDS) + list(config.ENCRYPTION_FIELDS):
         assert "`%s`" % key in reference, key
@@ -56,7 +57,7 @@ def test_retention_and_encryption_keys_are_named():
 
 def test_exit_codes_match_the_error_classes():
     errors = Engine().errors
-    table = dict(re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", section("Exit codes"), re.M))
+    table = dict(re.findall(r"^\| (\d+) \| `([a-z_]+)` \|", section("Exit codes", "docs/cli.md"), re.M))
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.LifeboatError)]
     assert {str(c.exit_code): c.kind for c in classes} == table
 
