@@ -5,8 +5,9 @@
 
 ``/etc/lifeboat/lifeboat.yml`` and the modules' options both end up here:
 modules build the same dictionary from their parameters, so a cron run and
-an AWX run are validated by the same rules. The agent role's
-``meta/argument_specs.yml`` mirrors this schema.
+an AWX run are validated by the same rules. The modules' argument specs,
+their doc fragments and the agent role's ``meta/argument_specs.yml`` mirror
+this schema (tests/unit/test_one_schema.py and test_role_argument_specs.py).
 """
 
 from __future__ import absolute_import, division, print_function
