@@ -12,13 +12,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, validate_config, validate_section
+from .._config.schema import CONNECTION_FIELDS, DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, SSL_MODES, validate_config, validate_section
 from .._errors import LifeboatError
 
-CONNECTION_KEYS = (
-    "login_host", "login_port", "login_user", "login_password", "login_unix_socket",
-    "passfile", "connect_timeout", "maintenance_db", "pg_bin_dir",
-)
+CONNECTION_KEYS = tuple(CONNECTION_FIELDS)
 
 
 def connection_argument_spec():
@@ -33,6 +30,12 @@ def connection_argument_spec():
         connect_timeout=dict(type="int", default=10),
         maintenance_db=dict(type="str", default="postgres"),
         pg_bin_dir=dict(type="path"),
+        ssl_mode=dict(type="str", default="prefer", choices=list(SSL_MODES)),
+        ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
+        ssl_cert=dict(type="path"),
+        ssl_key=dict(type="path", no_log=False),
+        connect_params=dict(type="dict", default={}),
+        session_role=dict(type="str"),
     )
 
 
