@@ -68,6 +68,21 @@ class ModuleDocFragment(object):
       - Session token of temporary credentials.
     type: str
     aliases: [aws_session_token]
+  aws_profile:
+    description:
+      - AWS named profile (C(~/.aws/config), C(~/.aws/credentials) of the user running the task) to take credentials
+        and settings from, as amazon.aws's O(aws_profile). Mutually exclusive with O(access_key) and O(secret_key).
+      - Unrelated to lifeboat's C(profile) option, which names a backup set.
+    type: str
+  validate_certs:
+    description:
+      - Check the endpoint's TLS certificate. V(false) is for test endpoints only.
+    type: bool
+    default: true
+  aws_ca_bundle:
+    description:
+      - CA bundle file to check the endpoint's certificate with, for a store behind a private CA.
+    type: path
   checksum_mode:
     description:
       - V(when_required) sets boto3's C(request_checksum_calculation) and C(response_checksum_validation) to
