@@ -51,8 +51,9 @@ options:
     type: path
   profile:
     description:
-      - Profile of the backup. With O(state=pushed), the newest local backup of the profile under O(backup_root)
-        (or O(backup_id)) is pushed.
+      - Profile of the backup, the backup set as everywhere in lifeboat.backup. With O(state=pushed), the newest local
+        backup of the profile under O(backup_root) (or O(backup_id)) is pushed.
+      - An AWS named profile, amazon.aws's C(profile), is O(aws_profile) here.
     type: str
   backup_id:
     description:

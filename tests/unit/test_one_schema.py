@@ -158,3 +158,20 @@ def test_secrets_are_no_log_in_every_module(monkeypatch):
             if option.split(".")[-1] in secrets and not entry.get("no_log"):
                 leaks.append("%s.%s" % (name, option))
     assert leaks == []
+
+
+# Names that mean something else in community.postgresql and amazon.aws (design: no option may).
+FOREIGN_MEANING = {"target": "postgresql_db's dump file", "profile": "amazon.aws's AWS named profile"}
+
+
+def test_no_option_means_something_else_than_in_the_collections_users_know(monkeypatch):
+    clashes = []
+    for name in MODULES:
+        for option, entry in argument_spec(name, monkeypatch).items():
+            for alias in entry.get("aliases") or []:
+                if alias in FOREIGN_MEANING:
+                    clashes.append("%s.%s alias %s" % (name, option, alias))
+    assert clashes == []
+    # lifeboat's profile is the backup set everywhere; the AWS one is aws_profile, as amazon.aws's alias names it
+    assert "aws_profile" in argument_spec("offsite", monkeypatch)
+    assert "aws_profile" in argument_spec("restore", monkeypatch)["offsite"]["options"]
