@@ -175,3 +175,13 @@ def test_no_option_means_something_else_than_in_the_collections_users_know(monke
     # lifeboat's profile is the backup set everywhere; the AWS one is aws_profile, as amazon.aws's alias names it
     assert "aws_profile" in argument_spec("offsite", monkeypatch)
     assert "aws_profile" in argument_spec("restore", monkeypatch)["offsite"]["options"]
+
+
+def test_action_group_holds_the_modules_that_take_the_connection_options(monkeypatch):
+    """module_defaults for group/lifeboat.backup.lifeboat hand every member all of these options: each must take them."""
+    with open(os.path.join(REPO, "meta", "runtime.yml"), encoding="utf-8") as handle:
+        group = yaml.safe_load(handle)["action_groups"]["lifeboat"]
+    helpers = Engine().module
+    shared = set(helpers.connection_argument_spec()) | set(helpers.storage_argument_spec())
+    connecting = [name for name in MODULES if shared <= set(argument_spec(name, monkeypatch))]
+    assert sorted(group) == connecting == ["dump", "restore", "verify"]
