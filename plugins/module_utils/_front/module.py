@@ -12,7 +12,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .._config.schema import CONNECTION_FIELDS, DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, SSL_MODES, validate_config, validate_section
+from .._config.schema import (
+    CONNECTION_FIELDS,
+    DEFAULT_BACKUP_ROOT,
+    OFFSITE_FIELDS,
+    RETENTION_FIELDS,
+    SSL_MODES,
+    validate_config,
+    validate_section,
+)
 from .._errors import LifeboatError
 
 CONNECTION_KEYS = tuple(CONNECTION_FIELDS)
@@ -80,6 +88,12 @@ def offsite_argument_spec():
         object_lock_days=dict(type="int"),
         part_size_mb=dict(type="int", default=16),
     )
+
+
+def retention_argument_spec():
+    """Option ``retention`` of doc fragment lifeboat.backup.retention: the configuration's retention mapping."""
+    kinds = {"int": "int", "str": "str"}
+    return dict(retention=dict(type="dict", options=dict((k, dict(type=kinds[f.kind])) for k, f in RETENTION_FIELDS.items())))
 
 
 def offsite_source_argument_spec():
