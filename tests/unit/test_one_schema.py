@@ -91,6 +91,19 @@ def test_module_documents_its_argument_spec(name, monkeypatch):
     assert sorted(documented) == sorted(spec)
     for option in spec:
         assert _shape(documented[option], True) == _shape(spec[option], False), option
+    assert _badly_described(documented) == []
+
+
+def _badly_described(options, path=""):
+    """Options whose description is not text (a stray ': ' in YAML turns a line into a mapping)."""
+    bad = []
+    for name, option in options.items():
+        lines = option.get("description")
+        lines = lines if isinstance(lines, list) else [lines]
+        if not lines or not all(isinstance(line, str) and line.strip() for line in lines):
+            bad.append(path + name)
+        bad += _badly_described(option.get("suboptions") or {}, path + name + ".")
+    return bad
 
 
 def _field_shape(field):
