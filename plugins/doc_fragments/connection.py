@@ -58,6 +58,39 @@ options:
       - Directory holding C(pg_dump), C(pg_dumpall), C(pg_restore) and C(psql).
       - Default is C(/usr/lib/postgresql/<server major>/bin) when it exists, then the newest installed version, then E(PATH).
     type: path
+  ssl_mode:
+    description:
+      - Whether and how the connection uses TLS, as libpq's C(sslmode); the client programs get the same setting.
+      - V(verify-full) checks the server's certificate against O(ca_cert) and its host name.
+    type: str
+    choices: [allow, disable, prefer, require, verify-ca, verify-full]
+    default: prefer
+  ca_cert:
+    description:
+      - File of the CA certificate(s) the server's certificate must chain to (libpq's C(sslrootcert)).
+    type: path
+    aliases: [ssl_rootcert]
+  ssl_cert:
+    description:
+      - Client certificate file, for servers that authenticate clients by certificate (libpq's C(sslcert)).
+    type: path
+  ssl_key:
+    description:
+      - Private key of O(ssl_cert) (libpq's C(sslkey)); it must be unencrypted and readable only by its owner.
+    type: path
+  connect_params:
+    description:
+      - Further libpq connection keywords, for example C(target_session_attrs) or C(options).
+      - Only keywords libpq also reads from an environment variable are accepted, so C(pg_dump) and C(pg_restore)
+        connect exactly as the module does; keywords with an option of their own (C(host), C(sslmode), ...) and
+        passwords are refused with the option to use instead.
+    type: dict
+    default: {}
+  session_role:
+    description:
+      - Role to switch to after connecting (as C(SET ROLE)), for every connection and client program; the backup
+        then runs with that role's privileges. O(login_user) must be a member of it.
+    type: str
 notes:
   - Requires the C(psycopg2) Python library on the managed host.
 requirements:

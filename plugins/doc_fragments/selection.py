@@ -18,7 +18,8 @@ options:
     type: path
   profile:
     description:
-      - Profile whose backup to use, under O(backup_root).
+      - Profile whose backup to use, under O(backup_root). A profile is a backup set, as everywhere in lifeboat.backup.
+      - An AWS named profile for a backup read from the bucket is O(offsite.aws_profile).
     type: str
   backup_id:
     description:

@@ -31,6 +31,7 @@ requirements:
 extends_documentation_fragment:
   - lifeboat.backup.offsite
   - lifeboat.backup.storage
+  - lifeboat.backup.retention
 attributes:
   check_mode:
     support: full
@@ -51,8 +52,9 @@ options:
     type: path
   profile:
     description:
-      - Profile of the backup. With O(state=pushed), the newest local backup of the profile under O(backup_root)
-        (or O(backup_id)) is pushed.
+      - Profile of the backup, the backup set as everywhere in lifeboat.backup. With O(state=pushed), the newest local
+        backup of the profile under O(backup_root) (or O(backup_id)) is pushed.
+      - An AWS named profile, amazon.aws's C(profile), is O(aws_profile) here.
     type: str
   backup_id:
     description:
@@ -67,32 +69,6 @@ options:
     description:
       - Backup root to pull into; the backup lands in C(<dest>/<profile>/<backup_id>/). Default is O(backup_root).
     type: path
-  retention:
-    description:
-      - Retention policy for O(state=pruned), with the keys of the profile's C(retention) setting.
-    type: dict
-    suboptions:
-      keep_last:
-        description: Keep the N newest backups.
-        type: int
-      keep_hourly:
-        description: Keep one backup in each of the N newest hours that have backups.
-        type: int
-      keep_daily:
-        description: Keep one backup in each of the N newest days that have backups.
-        type: int
-      keep_weekly:
-        description: Keep one backup in each of the N newest ISO weeks that have backups.
-        type: int
-      keep_monthly:
-        description: Keep one backup in each of the N newest months that have backups.
-        type: int
-      keep_yearly:
-        description: Keep one backup in each of the N newest years that have backups.
-        type: int
-      keep_within:
-        description: Keep every backup taken within this duration (V(36h), V(7d), V(1y)) of the newest one.
-        type: str
 notes:
   - The bucket must exist. With Object Lock options the bucket must have Object Lock enabled.
   - Backups are pushed as they are on disk, encrypted with age before they leave the host.
@@ -203,6 +179,7 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._front.module impo
     build_config,
     offsite_argument_spec,
     offsite_of,
+    retention_argument_spec,
     run,
     storage_argument_spec,
 )
@@ -236,12 +213,8 @@ def main():
         backup_id=dict(type="str"),
         host=dict(type="str"),
         dest=dict(type="path"),
-        retention=dict(type="dict", options=dict(
-            keep_last=dict(type="int"), keep_hourly=dict(type="int"), keep_daily=dict(type="int"),
-            keep_weekly=dict(type="int"), keep_monthly=dict(type="int"), keep_yearly=dict(type="int"),
-            keep_within=dict(type="str"),
-        )),
     )
+    argument_spec.update(retention_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,

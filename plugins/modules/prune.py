@@ -15,10 +15,12 @@ description:
   - Applies a retention policy to the backups of one profile under O(backup_root) and deletes the ones no rule keeps.
   - Backups are ordered by the snapshot time recorded in their manifest (C(consistent_at)), never by directory names
     or modification times. Periods are UTC.
-  - O(keep_last) keeps the newest N backups. O(keep_hourly), O(keep_daily), O(keep_weekly) (ISO weeks),
-    O(keep_monthly) and O(keep_yearly) keep one backup in each of the newest N periods that have backups; the one
-    kept is the newest backup of that period that did not fail verification (a period with only failed backups
-    keeps its newest one). O(keep_within) keeps every backup within that duration of the newest backup.
+  - O(retention) is the same mapping as a profile's C(retention) in the configuration file, the agent role and
+    M(lifeboat.backup.offsite). O(retention.keep_last) keeps the newest N backups. O(retention.keep_hourly),
+    O(retention.keep_daily), O(retention.keep_weekly) (ISO weeks), O(retention.keep_monthly) and
+    O(retention.keep_yearly) keep one backup in each of the newest N periods that have backups; the one kept is the
+    newest backup of that period that did not fail verification (a period with only failed backups keeps its newest
+    one). O(retention.keep_within) keeps every backup within that duration of the newest backup.
   - Never deletes the newest backup that passed verification, a C(.partial) directory while a run of the profile
     holds its lock, or directories that are not complete backups (no manifest, or a damaged manifest); those are
     reported under RV(prune.skipped) for an operator.
@@ -28,6 +30,7 @@ author:
   - lifeboat.backup contributors (@lifeboat)
 extends_documentation_fragment:
   - lifeboat.backup.storage
+  - lifeboat.backup.retention
 attributes:
   check_mode:
     support: full
@@ -41,38 +44,8 @@ options:
       - Profile whose backups (C(<backup_root>/<profile>/)) are pruned.
     type: str
     required: true
-  keep_last:
-    description:
-      - Keep the newest N backups.
-    type: int
-  keep_hourly:
-    description:
-      - Keep the newest backup of each of the newest N hours that have backups.
-    type: int
-  keep_daily:
-    description:
-      - Keep the newest backup of each of the newest N days that have backups.
-    type: int
-  keep_weekly:
-    description:
-      - Keep the newest backup of each of the newest N ISO weeks that have backups.
-    type: int
-  keep_monthly:
-    description:
-      - Keep the newest backup of each of the newest N months that have backups.
-    type: int
-  keep_yearly:
-    description:
-      - Keep the newest backup of each of the newest N years that have backups.
-    type: int
-  keep_within:
-    description:
-      - Keep every backup taken within this duration of the newest backup, for example V(36h), V(7d), V(1y).
-      - Measured from the newest backup's snapshot time, not from now, so a host whose backups stopped never ages
-        all of them out.
-    type: str
 notes:
-  - At least one C(keep_*) option must be set to a non-zero value; an empty or all-zero policy fails instead of
+  - At least one key of O(retention) must be set to a non-zero value; an empty or all-zero policy fails instead of
     deleting every backup.
   - C(changed) is true only when a backup or a leftover directory was (or in check mode would be) deleted; a second
     run with the same policy reports no change.
@@ -86,8 +59,9 @@ EXAMPLES = r"""
 - name: Show what the payments policy would delete
   lifeboat.backup.prune:
     profile: payments
-    keep_hourly: 48
-    keep_within: 7d
+    retention:
+      keep_hourly: 48
+      keep_within: 7d
   check_mode: true
   register: plan
 
@@ -95,9 +69,15 @@ EXAMPLES = r"""
   lifeboat.backup.prune:
     backup_root: /var/backups/lifeboat
     profile: full
-    keep_daily: 90
-    keep_monthly: 12
-    keep_yearly: 7
+    retention:
+      keep_daily: 90
+      keep_monthly: 12
+      keep_yearly: 7
+
+- name: Apply the retention the profile has in the agent role's variables
+  lifeboat.backup.prune:
+    profile: payments
+    retention: "{{ agent_profiles.payments.retention }}"
 """
 
 RETURN = r"""
@@ -157,21 +137,24 @@ prune:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import prune as _prune
-from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import build_config, run, storage_argument_spec
-from ansible_collections.lifeboat.backup.plugins.module_utils._store.retention import COUNT_RULES
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
+    build_config,
+    retention_argument_spec,
+    run,
+    storage_argument_spec,
+)
 
 
 def main():
     argument_spec = storage_argument_spec()
-    argument_spec.update(profile=dict(type="str", required=True), keep_within=dict(type="str"))
-    argument_spec.update((rule, dict(type="int")) for rule in COUNT_RULES)
+    argument_spec.update(profile=dict(type="str", required=True))
+    argument_spec.update(retention_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
 
     def action():
         config = build_config(params)
-        policy = dict((rule, params[rule]) for rule in COUNT_RULES + ("keep_within",))
-        result = _prune.prune(config, params["profile"], policy, check_mode=module.check_mode, via="module")
+        result = _prune.prune(config, params["profile"], params["retention"] or {}, check_mode=module.check_mode, via="module")
         for warning in result["warnings"]:
             module.warn(warning)
         return {"changed": result["changed"], "prune": result}

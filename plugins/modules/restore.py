@@ -40,9 +40,9 @@ options:
   db:
     description:
       - Target database.
+      - There is no alias C(target) - in M(community.postgresql.postgresql_db) that names a dump file.
     type: str
     required: true
-    aliases: [target]
   create:
     description:
       - Create the target database; it must not exist yet.
@@ -177,7 +177,7 @@ def main():
     argument_spec.update(storage_argument_spec())
     argument_spec.update(selection_argument_spec())
     argument_spec.update(
-        db=dict(type="str", required=True, aliases=["target"]),
+        db=dict(type="str", required=True),
         create=dict(type="bool", default=True),
         clean=dict(type="bool", default=False),
         tables=dict(type="list", elements="str", default=[]),

@@ -12,7 +12,7 @@ module: run
 short_description: The scheduled run of one backup profile, exactly as cron runs it
 version_added: 0.2.0
 description:
-  - Runs the engine action behind C(lifeboat run) for one profile of a configuration file: the dead-man's-switch
+  - Runs the engine action behind C(lifeboat run) for one profile of a configuration file, in this order; the dead-man's-switch
     start ping, a backup read back at C(archive) level, the push offsite of it (and of earlier backups a failed push
     left behind), local retention, remote retention, then the success ping or the failure webhook.
   - A failed step stops the run before anything is deleted, notifies, and fails the task naming the step.

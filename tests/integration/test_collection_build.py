@@ -38,7 +38,7 @@ def test_tarball_holds_the_collection_and_no_development_files(installed):
     tarball = installed[0]
     with tarfile.open(str(tarball)) as archive:
         names = set(archive.getnames())
-    for expected in ("MANIFEST.json", "README.md", "CHANGELOG.md", "meta/runtime.yml", "bin/lifeboat",
+    for expected in ("MANIFEST.json", "LICENSE", "README.md", "CHANGELOG.md", "meta/runtime.yml", "bin/lifeboat",
                      "plugins/modules/dump.py", "plugins/modules/verify.py", "plugins/modules/restore.py",
                      "plugins/modules/catalog_info.py", "plugins/module_utils/_actions/backup.py",
                      "plugins/doc_fragments/connection.py", "playbooks/daily_backup.yml",
@@ -51,6 +51,12 @@ def test_tarball_holds_the_collection_and_no_development_files(installed):
     manifest = json.loads(tarfile.open(str(tarball)).extractfile("MANIFEST.json").read())
     assert manifest["collection_info"]["namespace"] == "lifeboat"
     assert manifest["collection_info"]["name"] == "backup"
+    # galaxy.yml declares GPL-3.0-or-later: the tarball carries the licence's full text, the repository's file
+    assert manifest["collection_info"]["license"] == ["GPL-3.0-or-later"]
+    licence = tarfile.open(str(tarball)).extractfile("LICENSE").read().decode("utf-8")
+    with open(os.path.join(REPO, "LICENSE"), encoding="utf-8") as handle:
+        assert licence == handle.read()
+    assert "GNU GENERAL PUBLIC LICENSE" in licence and "Version 3, 29 June 2007" in licence
 
 
 def test_installed_modules_run_and_document_themselves(installed, pg, shop_db, tmp_path):

@@ -97,7 +97,7 @@ def test_prune_module_check_run_state_rerun(module, engine, make_config, real_ba
     config = make_config({})
     profile_dir = make_history(engine, config, real_backup, age_key)
     before = listing(profile_dir)
-    args = dict(backup_root=backup_root, profile="shop", **POLICY)
+    args = dict(backup_root=backup_root, profile="shop", retention=POLICY)
 
     planned = module("prune", args, check=True)
     assert not planned.failed, planned.result
@@ -146,7 +146,7 @@ def test_prune_module_refuses_empty_policy_and_leaves_backups(module, engine, ma
     profile_dir = make_history(engine, make_config({}), real_backup, age_key)
     before = listing(profile_dir)
     for policy in ({}, {"keep_last": 0, "keep_within": "0h"}):
-        refused = module("prune", dict(backup_root=backup_root, profile="shop", **policy))
+        refused = module("prune", dict(backup_root=backup_root, profile="shop", retention=policy))
         assert refused.failed and "profile shop: retention: the policy is empty or all zero" in refused["msg"]
     assert listing(profile_dir) == before
 
@@ -154,7 +154,7 @@ def test_prune_module_refuses_empty_policy_and_leaves_backups(module, engine, ma
 def test_prune_leaves_partials_alone_while_a_run_holds_the_lock(module, engine, make_config, real_backup, age_key, backup_root):
     profile_dir = make_history(engine, make_config({}), real_backup, age_key)
     with engine.storage.ProfileLock(profile_dir, "shop"):  # as a backup in progress holds it
-        pruned = module("prune", dict(backup_root=backup_root, profile="shop", keep_last=1))
+        pruned = module("prune", dict(backup_root=backup_root, profile="shop", retention={"keep_last": 1}))
     assert not pruned.failed, pruned.result
     assert pruned["prune"]["leftovers_removed"] == []
     skipped = dict((s["id"], s["status"]) for s in pruned["prune"]["skipped"])

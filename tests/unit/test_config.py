@@ -51,7 +51,7 @@ def test_numbers_given_as_strings_are_accepted(engine):
     ({"bakup_root": "/x"}, "configuration: unknown key 'bakup_root' (expected one of: backup_root, connection, encryption, "),
     ({"backup_root": 5}, "backup_root: must be a string, got an integer"),
     ({"connection": "localhost"}, "connection: must be a mapping, got a string"),
-    ({"connection": {"password": "x"}}, "connection: unknown key 'password' (expected one of: connect_timeout, login_host, "),
+    ({"connection": {"password": "x"}}, "connection: unknown key 'password' (expected one of: ca_cert, connect_params, connect_timeout, login_host, "),
     ({"connection": {"login_port": 0}}, "connection.login_port: must be between 1 and 65535, got 0"),
     ({"connection": {"login_port": True}}, "connection.login_port: must be an integer, got a boolean"),
     ({"connection": {"login_port": "5432x"}}, "connection.login_port: must be an integer, got a string"),

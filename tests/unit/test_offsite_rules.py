@@ -99,7 +99,7 @@ def test_missing_boto3_is_one_clear_error(engine, monkeypatch):
 
 
 def test_doc_fragment_source_repeats_the_target_options():
-    """ansible-test reads doc fragments as literals, so SOURCE repeats DOCUMENTATION's options: keep them equal."""
+    """SOURCE nests DOCUMENTATION's options (built from one block) under option offsite, with host added."""
     import importlib.util
     import os
 

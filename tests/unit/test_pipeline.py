@@ -211,3 +211,12 @@ def test_following_where_sendfile_is_refused(engine, tmp_path, monkeypatch):
     done.set()
     engine.pipeline.run([step(engine, "cat", "cat")], source=str(path), follow=done, sink=copied)
     assert open(copied, "rb").read() == DATA
+
+
+def test_age_boilerplate_is_left_out_of_the_message(engine, source, tmp_path):
+    """age ends every error with 'report unexpected or unhelpful errors at <url>': noise in an operator's message."""
+    identity = str(tmp_path / "identity.txt")
+    subprocess.run(["age-keygen", "-o", identity], check=True, capture_output=True)
+    error = failure(engine, [step(engine, "age", "age", "-d", "-i", identity)], source=source, sink=str(tmp_path / "out"))
+    assert error.detail.startswith("exited with status 1: age: error:"), error.detail
+    assert "report" not in error.detail and "filippo.io" not in error.detail and not error.detail.endswith(" ")

@@ -78,6 +78,30 @@ def test_sections_mirror_the_engine_schema(options, variable, fields):
             assert sorted(role[name]["options"]) == sorted(field.fields), name
 
 
+def _stated_default(description):
+    """``"... (default V(json))."`` -> ``"json"``; None when the description states no default."""
+    match = re.search(r"\(default (?:[VC]\()?([^()]+?)\)?\)", " ".join(description) if isinstance(description, list) else description)
+    return match and match.group(1)
+
+
+def _as_text(value):
+    return {True: "true", False: "false"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+
+
+@pytest.mark.parametrize("variable, fields", [
+    ("agent_connection", "CONNECTION_FIELDS"),
+    ("agent_notify", "NOTIFY_FIELDS"),
+    ("agent_offsite", "OFFSITE_FIELDS"),
+])
+def test_sections_state_the_engine_defaults(options, variable, fields):
+    """The role leaves unset keys to the engine, so its descriptions state the engine's defaults, and correctly."""
+    engine = getattr(Engine().config, fields)
+    role = options[variable]["options"]
+    stated = dict((name, _stated_default(role[name]["description"])) for name, field in engine.items()
+                  if field.default not in (None, [], {}))
+    assert stated == dict((name, _as_text(field.default)) for name, field in engine.items() if field.default not in (None, [], {}))
+
+
 def test_profile_keys_are_documented(options):
     text = " ".join(options["agent_profiles"]["description"])
     engine = Engine().config

@@ -5,8 +5,9 @@
 
 ``/etc/lifeboat/lifeboat.yml`` and the modules' options both end up here:
 modules build the same dictionary from their parameters, so a cron run and
-an AWX run are validated by the same rules. The agent role's
-``meta/argument_specs.yml`` mirrors this schema.
+an AWX run are validated by the same rules. The modules' argument specs,
+their doc fragments and the agent role's ``meta/argument_specs.yml`` mirror
+this schema (tests/unit/test_one_schema.py and test_role_argument_specs.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -82,6 +83,39 @@ def _duration(value):
     return None if parse_duration(value) is not None else "must be a duration such as 36h, 7d or 1y, got %r" % (value,)
 
 
+SSL_MODES = ("allow", "disable", "prefer", "require", "verify-ca", "verify-full")
+
+# connect_params keys: libpq keywords the client programs can also be given, through these environment
+# variables (a cron run's pg_dump must connect exactly as psycopg2 does). Keys with an option of their own, and
+# password keywords (never in a configuration value that may be logged), are refused with that option's name.
+LIBPQ_ENVIRONMENT = {
+    "channel_binding": "PGCHANNELBINDING", "gssencmode": "PGGSSENCMODE", "gsslib": "PGGSSLIB",
+    "krbsrvname": "PGKRBSRVNAME", "options": "PGOPTIONS", "requirepeer": "PGREQUIREPEER",
+    "service": "PGSERVICE", "sslcompression": "PGSSLCOMPRESSION", "sslcrl": "PGSSLCRL", "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI", "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION", "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "hostaddr": "PGHOSTADDR",
+}
+OWN_OPTION = {
+    "host": "login_host", "port": "login_port", "user": "login_user", "password": "login_password",
+    "passfile": "passfile", "dbname": "the module's db or the profile's db", "connect_timeout": "connect_timeout",
+    "sslmode": "ssl_mode", "sslrootcert": "ca_cert", "sslcert": "ssl_cert", "sslkey": "ssl_key",
+    "sslpassword": "an unencrypted ssl_key readable only by the backup user",
+}
+
+
+def _connect_params(mapping):
+    for key, value in mapping.items():
+        if key in OWN_OPTION:
+            return "%r: use %s instead" % (key, OWN_OPTION[key])
+        if key not in LIBPQ_ENVIRONMENT:
+            return "%r is not a libpq keyword pg_dump and pg_restore can be given (known: %s)" % (
+                key, ", ".join(sorted(LIBPQ_ENVIRONMENT)))
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            return "%r must be a string or a number, got %s" % (key, _type_name(value))
+    return None
+
+
 CONNECTION_FIELDS = {
     "login_host": Field("str", doc="host name, IP address or socket directory"),
     "login_port": Field("int", 5432, check=_int_range(1, 65535)),
@@ -92,6 +126,13 @@ CONNECTION_FIELDS = {
     "connect_timeout": Field("int", 10, check=_int_range(1, 3600)),
     "maintenance_db": Field("str", "postgres", doc="database used to create and drop databases"),
     "pg_bin_dir": Field("str", doc="directory of pg_dump/pg_restore; default: the server's major version"),
+    # TLS and the rest as community.postgresql names them (libpq's sslmode, sslrootcert, sslcert, sslkey)
+    "ssl_mode": Field("str", "prefer", choices=SSL_MODES),
+    "ca_cert": Field("str", doc="CA certificate(s) the server's certificate must chain to (verify-ca, verify-full)"),
+    "ssl_cert": Field("str", doc="client certificate file"),
+    "ssl_key": Field("str", doc="client private key file (0600, unencrypted)"),
+    "connect_params": Field("dict", {}, check=_connect_params, doc="further libpq keywords, e.g. target_session_attrs"),
+    "session_role": Field("str", doc="role to SET ROLE to after connecting; the login role must be a member"),
 }
 
 ENCRYPTION_FIELDS = {
@@ -135,6 +176,9 @@ OFFSITE_FIELDS = {
     "access_key": Field("str"),
     "secret_key": Field("str"),
     "session_token": Field("str"),
+    "aws_profile": Field("str", doc="AWS named profile (~/.aws/config) instead of access_key and secret_key"),
+    "validate_certs": Field("bool", True, doc="check the endpoint's TLS certificate"),
+    "aws_ca_bundle": Field("str", doc="CA bundle file for the endpoint's certificate, e.g. a private CA"),
     "checksum_mode": Field("str", "when_supported", choices=("when_supported", "when_required")),
     "object_lock_mode": Field("str", choices=("GOVERNANCE", "COMPLIANCE")),
     "object_lock_days": Field("int", check=_int_range(1)),

@@ -12,13 +12,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, load_config_file, validate_config, validate_section
+from .._config.schema import (
+    CONNECTION_FIELDS,
+    DEFAULT_BACKUP_ROOT,
+    OFFSITE_FIELDS,
+    RETENTION_FIELDS,
+    SSL_MODES,
+    load_config_file,
+    validate_config,
+    validate_section,
+)
 from .._errors import LifeboatError
 
-CONNECTION_KEYS = (
-    "login_host", "login_port", "login_user", "login_password", "login_unix_socket",
-    "passfile", "connect_timeout", "maintenance_db", "pg_bin_dir",
-)
+CONNECTION_KEYS = tuple(CONNECTION_FIELDS)
 
 
 def connection_argument_spec():
@@ -33,6 +39,12 @@ def connection_argument_spec():
         connect_timeout=dict(type="int", default=10),
         maintenance_db=dict(type="str", default="postgres"),
         pg_bin_dir=dict(type="path"),
+        ssl_mode=dict(type="str", default="prefer", choices=list(SSL_MODES)),
+        ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
+        ssl_cert=dict(type="path"),
+        ssl_key=dict(type="path", no_log=False),
+        connect_params=dict(type="dict", default={}),
+        session_role=dict(type="str"),
     )
 
 
@@ -69,11 +81,20 @@ def offsite_argument_spec():
         access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key"]),
         secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key", "aws_secret_key"]),
         session_token=dict(type="str", no_log=True, aliases=["aws_session_token"]),
+        aws_profile=dict(type="str"),
+        validate_certs=dict(type="bool", default=True),
+        aws_ca_bundle=dict(type="path"),
         checksum_mode=dict(type="str", choices=["when_supported", "when_required"], default="when_supported"),
         object_lock_mode=dict(type="str", choices=["GOVERNANCE", "COMPLIANCE"]),
         object_lock_days=dict(type="int"),
         part_size_mb=dict(type="int", default=16),
     )
+
+
+def retention_argument_spec():
+    """Option ``retention`` of doc fragment lifeboat.backup.retention: the configuration's retention mapping."""
+    kinds = {"int": "int", "str": "str"}
+    return dict(retention=dict(type="dict", options=dict((k, dict(type=kinds[f.kind])) for k, f in RETENTION_FIELDS.items())))
 
 
 def offsite_source_argument_spec():

@@ -72,8 +72,18 @@ class Remote:
         )
         if bool(credentials["aws_access_key_id"]) != bool(credentials["aws_secret_access_key"]):
             raise OffsiteError("offsite: set both access_key and secret_key, or neither to use boto3's credential chain")
-        session = boto3.session.Session(**dict((k, v) for k, v in credentials.items() if v))
-        self.client = session.client("s3", endpoint_url=target.get("endpoint_url"), region_name=target.get("region"), config=config)
+        if target.get("aws_profile") and credentials["aws_access_key_id"]:
+            raise OffsiteError("offsite: set aws_profile or access_key and secret_key, not both")
+        credentials["profile_name"] = target.get("aws_profile")
+        try:
+            session = boto3.session.Session(**dict((k, v) for k, v in credentials.items() if v))
+        except botocore.exceptions.ProfileNotFound:
+            raise OffsiteError("offsite.aws_profile: the AWS profile %r is not in this host's ~/.aws/config or "
+                               "~/.aws/credentials" % target["aws_profile"])
+        # as amazon.aws: a CA bundle wins; validate_certs false turns checking off (for a test endpoint only)
+        verify = target.get("aws_ca_bundle") or target.get("validate_certs") is not False
+        self.client = session.client("s3", endpoint_url=target.get("endpoint_url"), region_name=target.get("region"),
+                                     config=config, verify=verify)
 
     def url(self, key=""):
         return "s3://%s/%s" % (self.bucket, key)

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 
+from .._config.schema import LIBPQ_ENVIRONMENT
 from .._errors import ConfigError, DatabaseError
 
 try:
@@ -53,6 +54,29 @@ def dbname_arg(name):
 def major_of(version_num):
     """150020 -> 15; 90624 -> 9.6 style numbers map to 9."""
     return version_num // 10000
+
+
+# The TLS options (community.postgresql's names) as libpq keywords and the variables client programs read them from.
+_TLS = (("ssl_mode", "sslmode", "PGSSLMODE"), ("ca_cert", "sslrootcert", "PGSSLROOTCERT"),
+        ("ssl_cert", "sslcert", "PGSSLCERT"), ("ssl_key", "sslkey", "PGSSLKEY"))
+
+
+def libpq_params(connection):
+    """libpq keywords beyond host, port, user and password: TLS, connect_params, session_role (as a startup option)."""
+    params = dict((keyword, connection.get(option)) for option, keyword, _ in _TLS)
+    params.update(connection.get("connect_params") or {})
+    role = connection.get("session_role")
+    if role:
+        # the server sets the role before the first query, for psycopg2 and every client program alike
+        escaped = role.replace("\\", "\\\\").replace(" ", "\\ ")
+        params["options"] = ("%s -c role=%s" % (params.get("options") or "", escaped)).strip()
+    return dict((k, str(v)) for k, v in params.items() if v not in (None, ""))
+
+
+def libpq_environment(connection):
+    """The same keywords as environment variables for pg_dump, pg_restore and psql (never a password)."""
+    names = dict(LIBPQ_ENVIRONMENT, **dict((keyword, variable) for _, keyword, variable in _TLS))
+    return dict((names[k], v) for k, v in libpq_params(connection).items())
 
 
 def _passfile_escape(value):
@@ -120,6 +144,7 @@ class Session:
             "PGCONNECT_TIMEOUT": conn.get("connect_timeout"),
             "PGAPPNAME": APPLICATION_NAME,
         }
+        settings.update(libpq_environment(conn))
         for key, value in settings.items():
             if value is None or value == "":
                 env.pop(key, None)
@@ -140,6 +165,7 @@ class Session:
             "connect_timeout": conn.get("connect_timeout"),
             "application_name": APPLICATION_NAME,
         }
+        kwargs.update(libpq_params(conn))
         try:
             handle = psycopg2.connect(**{k: v for k, v in kwargs.items() if v not in (None, "")})
         except psycopg2.Error as exc:

@@ -19,6 +19,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -100,11 +101,15 @@ def _widen(fd):
         pass  # an older kernel or a lower pipe-max-size: default pipes still work
 
 
+# age ends every error with a line asking to report it upstream: noise in an operator's message.
+_BOILERPLATE = re.compile(r"^age: report unexpected or unhelpful errors at \S+\s*$", re.M)
+
+
 def _stderr_text(handle):
     handle.seek(0, os.SEEK_END)
     size = handle.tell()
     handle.seek(max(0, size - STDERR_LIMIT))
-    return handle.read().decode("utf-8", "replace").strip()
+    return _BOILERPLATE.sub("", handle.read().decode("utf-8", "replace")).strip()
 
 
 def _is_pipe_victim(code, text):
