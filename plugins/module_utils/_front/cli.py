@@ -90,7 +90,7 @@ def cmd_restore(config, args):
                                identity_file=args.identity, tmp_dir=args.tmp_dir)
     entry = _offsite_pull.remote_entry(config, args.profile, args.id, args.host) if _wants_remote(args) else _entry(config, args)
     if args.dry_run:
-        plan = _restore.plan(config, entry, options)
+        plan = _restore.plan(config, entry, options).summary()
         text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
             plan["backup_id"], plan["consistent_at"], plan["source_database"], plan["target"], plan["action"],
             plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
