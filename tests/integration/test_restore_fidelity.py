@@ -76,3 +76,40 @@ def test_restore_decides_once(engine, pg, config, full_backup, age_key, monkeypa
     calls.update(select=0, streamed=0, plan=0)
     engine.verify.verify(config, full_backup, "restore", identity_file=age_key[0], via="test")
     assert calls == {"select": 1, "streamed": 1, "plan": 1}
+
+
+def comments(pg, db):
+    return rows(pg, db, "SELECT c.conname || ': ' || obj_description(c.oid, 'pg_constraint') FROM pg_constraint c "
+                        "WHERE obj_description(c.oid, 'pg_constraint') IS NOT NULL UNION ALL "
+                        "SELECT 'index ' || relname || ': ' || obj_description(oid, 'pg_class') FROM pg_class "
+                        "WHERE relkind = 'i' AND obj_description(oid, 'pg_class') IS NOT NULL ORDER BY 1")
+
+
+def test_subset_leaves_out_the_comment_of_a_foreign_key_it_leaves_out(engine, pg, config, full_backup, age_key):
+    """A table subset drops foreign keys; their comments go with them (by the archive's dependencies), while an
+    index with the same name as a dropped key stays with its comment."""
+    for jobs, target in ((1, "subset one job"), (2, "subset two jobs")):
+        result = restore(engine, config, full_backup, target, jobs=jobs, identity_file=age_key[0], tables=["orders"])
+        assert result["foreign_keys"] == "skipped (partial data)"
+        assert rows(pg, target, "SELECT count(*) FROM orders") == "200"
+        assert rows(pg, target, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'") == "0"
+        assert comments(pg, target) == "index orders_customer_fk: an index, not the constraint"
+
+
+def test_partial_profile_restores_and_verifies_despite_commented_foreign_keys(engine, pg, config, age_key):
+    backup = engine.dump.backup(config, "orders", via="test")
+    entry = engine.catalog.resolve(path=backup["path"])
+    verified = engine.verify.verify(config, entry, "restore", identity_file=age_key[0], via="test")
+    assert [t["table"] for t in verified["tables"]] == ["public.orders"]
+    restore(engine, config, entry, "partial profile", identity_file=age_key[0])
+    assert rows(pg, "partial profile", "SELECT count(*) FROM orders") == "200"
+    assert comments(pg, "partial profile") == "index orders_customer_fk: an index, not the constraint"
+
+
+def test_subset_into_an_existing_database_leaves_out_the_comment_of_its_foreign_key(engine, pg, config, full_backup,
+                                                                                     fidelity, age_key):
+    target = "subset existing fk"
+    pg.psql("CREATE DATABASE %s TEMPLATE %s" % (quote(target), fidelity))
+    pg.psql("ALTER TABLE order_lines DROP CONSTRAINT order_lines_order_fk; DELETE FROM orders WHERE id > 100", db=target)
+    restore(engine, config, full_backup, target, create=False, clean=True, tables=["orders"], identity_file=age_key[0])
+    assert rows(pg, target, "SELECT count(*) FROM orders") == "200"
