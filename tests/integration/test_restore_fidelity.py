@@ -113,3 +113,24 @@ def test_subset_into_an_existing_database_leaves_out_the_comment_of_its_foreign_
     pg.psql("ALTER TABLE order_lines DROP CONSTRAINT order_lines_order_fk; DELETE FROM orders WHERE id > 100", db=target)
     restore(engine, config, full_backup, target, create=False, clean=True, tables=["orders"], identity_file=age_key[0])
     assert rows(pg, target, "SELECT count(*) FROM orders") == "200"
+
+
+LEAVES = ["public.readings_2023", "public.readings_2024_low", "public.readings_2024_rest"]
+
+
+def test_a_partitioned_parent_means_its_partitions(engine, pg, config, full_backup, age_key):
+    """The profile option ``tables`` takes a partitioned parent; so does a restore of a table subset."""
+    backup = engine.dump.backup(config, "readings", via="test")
+    assert [t["table"] for t in engine.restore.plan(config, full_backup, engine.restore.Options(
+        "x", tables=["readings"], identity_file=age_key[0])).summary()["tables"]] == LEAVES
+    assert sorted(t["schema"] + "." + t["name"] for t in backup["tables"]) == LEAVES
+    for entry, target, name in ((full_backup, "parent from full", '"public"."readings"'),
+                                (engine.catalog.resolve(path=backup["path"]), "parent from profile", "public.readings")):
+        result = restore(engine, config, entry, target, identity_file=age_key[0], tables=[name])
+        assert [t["table"] for t in result["tables"]] == LEAVES
+        assert rows(pg, target, "SELECT count(*) FROM readings") == "1000"
+        assert rows(pg, target, "SELECT count(*) FROM orders") == "0"
+    # An inner parent means its own partitions, named once each even when also named alone.
+    result = restore(engine, config, full_backup, "inner parent", identity_file=age_key[0],
+                     tables=["readings_2024", "public.readings_2024_low"])
+    assert [t["table"] for t in result["tables"]] == LEAVES[1:]

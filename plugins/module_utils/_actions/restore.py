@@ -81,10 +81,19 @@ def _select_tables(manifest, names):
     """Match requested names to the manifest's tables.
 
     Accepted: the manifest's own ``schema.table`` key, an SQL-quoted
-    ``"schema"."table"``, or a table name that is unique in the backup.
-    Quotes may be part of a name, so they are parsed, never just removed.
+    ``"schema"."table"``, or a table name that is unique in the backup; a
+    partitioned parent (or any parent the manifest records in
+    ``partition_of``) means its partitions, as the profile option ``tables``
+    does. Quotes may be part of a name, so they are parsed, never just removed.
     """
-    known = dict((_manifest.table_key(t), t) for t in manifest["tables"])
+    known = dict((_manifest.table_key(t), [t]) for t in manifest["tables"])
+    parents = {}  # parents that hold no rows of their own: [schema, name] -> their leaf tables
+    for table in manifest["tables"]:
+        for schema, name in table.get("partition_of", []):
+            if "%s.%s" % (schema, name) not in known:
+                parents.setdefault((schema, name), []).append(table)
+    for (schema, name), leaves in parents.items():
+        known["%s.%s" % (schema, name)] = leaves
     chosen = []
     for requested in names:
         name = requested.strip()
@@ -92,15 +101,16 @@ def _select_tables(manifest, names):
         if name not in known and parts and len(parts) == 2:
             name = "%s.%s" % tuple(parts)
         if name in known:
-            chosen.append(known[name])
+            chosen += [t for t in known[name] if t not in chosen]
             continue
         if parts and len(parts) == 1:
             name = parts[0]
-        matches = [t for t in manifest["tables"] if t["name"] == name]
+        matches = [[t] for t in manifest["tables"] if t["name"] == name] + [
+            leaves for (_schema, parent), leaves in parents.items() if parent == name]
         if len(matches) != 1:
             reason = "is ambiguous; qualify it with its schema" if matches else "is not in backup %s" % manifest["backup_id"]
             raise ConfigError("tables: %r %s" % (name, reason))
-        chosen.append(matches[0])
+        chosen += [t for t in matches[0] if t not in chosen]
     return chosen
 
 

@@ -181,7 +181,12 @@ SELECT t.oid,
        ARRAY(SELECT DISTINCT ARRAY[d.classid::int8, d.objid::int8] FROM pg_depend d
               WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid AND d.deptype IN ('a', 'i', 'S')
                 AND d.classid <> 'pg_type'::regclass ORDER BY 1),
-       pg_table_size(t.oid)
+       pg_table_size(t.oid),
+       ARRAY(WITH RECURSIVE up(oid) AS (
+                 SELECT inhparent FROM pg_inherits WHERE inhrelid = t.oid
+                 UNION SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.oid)
+             SELECT ARRAY[n.nspname::text, c.relname::text] FROM up JOIN pg_class c ON c.oid = up.oid
+               JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1)
   FROM unnest(%s::oid[]) AS t(oid)
 """
 
@@ -189,9 +194,10 @@ SELECT t.oid,
 def table_parts(handle, tables):
     """Per table, what a later restore needs to pick it out with its parts: its OID and the catalog ids of the
     objects that belong to it (indexes, sequences, defaults, constraints, triggers, policies), as the archive's
-    table of contents carries them, index and sequence names for the comments and grants that carry none, and its
-    size on disk, which tells a parallel restore which table to start first."""
+    table of contents carries them, index and sequence names for the comments and grants that carry none, its
+    size on disk, which tells a parallel restore which table to start first, and the [schema, name] of its parents
+    (``partition_of``), so that a restore of a partitioned parent, which holds no rows, means its partitions."""
     rows = query(handle, _PARTS, ([t.oid for t in tables],))
     return dict((oid, {"oid": oid, "indexes": list(indexes), "sequences": list(sequences), "parts": [list(p) for p in parts],
-                       "bytes": size})
-                for oid, indexes, sequences, parts, size in rows)
+                       "bytes": size, "partition_of": [list(a) for a in ancestors]})
+                for oid, indexes, sequences, parts, size, ancestors in rows)
