@@ -74,19 +74,28 @@ class Selection:
         return ["--exclude-table-data=%s" % t.qualified for t in self.all_tables if t.oid not in wanted]
 
 
-def _resolve(handle, names, option, db, strict):
-    found, warnings = [], []
+def _quoted_example(name):
+    """'My Schema.a.b' -> '"My Schema"."a.b"': a guess at what was meant, to show how quoting is written."""
+    schema, _dot, table = name.strip().partition(".")
+    return ".".join(quote_ident(part) for part in ((schema, table) if table else (schema,)))
+
+
+def _resolve(handle, names, option, db):
+    """[(oid, name)] for table names written as SQL does (``schema.table``, quoted where needed); a name that is
+    not valid SQL or names nothing is a ConfigError naming the entry."""
+    found = []
     for name in names:
-        row = query(handle, "SELECT to_regclass(%s)::oid", (name.strip(),))
+        try:
+            row = query(handle, "SELECT to_regclass(%s)::oid", (name.strip(),))
+        except DatabaseError as exc:
+            raise ConfigError(
+                "%s: %r is not a valid table name (%s); write names with spaces, dots or capitals quoted as in SQL, "
+                "for example %s" % (option, name, exc, _quoted_example(name)))
         oid = row[0][0] if row else None
         if oid is None:
-            message = "%s: table %r does not exist in database %s" % (option, name, db)
-            if strict:
-                raise ConfigError(message)
-            warnings.append(message)
-        else:
-            found.append((oid, name))
-    return found, warnings
+            raise ConfigError("%s: table %r does not exist in database %s" % (option, name, db))
+        found.append((oid, name))
+    return found
 
 
 def _with_descendants(handle, oids):
@@ -100,9 +109,10 @@ def select(handle, profile):
     db = profile["db"]
     all_tables = [Table(*row) for row in query(handle, _USER_TABLES)]
     by_oid = dict((t.oid, t) for t in all_tables)
-    included, warnings = _resolve(handle, profile["tables"], "tables", db, strict=True)
-    excluded, more = _resolve(handle, profile["exclude_tables"], "exclude_tables", db, strict=False)
-    warnings += more
+    # A missing table to exclude is as wrong as a missing table to include: a typo would dump rows meant to stay out.
+    included = _resolve(handle, profile["tables"], "tables", db)
+    excluded = _resolve(handle, profile["exclude_tables"], "exclude_tables", db)
+    warnings = []
     for oid, name in included:
         if oid not in by_oid:
             raise ConfigError("tables: %r in database %s is not a table (views and system tables hold no rows of their own)" % (name, db))
@@ -121,7 +131,7 @@ def freshness_targets(handle, profile, selection):
     """Check ``freshness_columns`` against the catalog: [(Table, column)]."""
     targets = []
     for name, column in sorted(profile["freshness_columns"].items()):
-        oid = _resolve(handle, [name], "freshness_columns", profile["db"], strict=True)[0][0][0]
+        oid = _resolve(handle, [name], "freshness_columns", profile["db"])[0][0]
         table = next((t for t in selection.data_tables if t.oid == oid), None)
         if table is None:
             raise ConfigError("freshness_columns: table %s is not part of this profile's data" % name)

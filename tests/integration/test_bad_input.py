@@ -1,0 +1,28 @@
+"""Bad input (issue 13, section 5): one clear error naming the entry and the fix, never a traceback or silence."""
+
+import json
+import os
+import uuid
+
+import pytest
+
+EXIT_CONFIG = 2
+
+
+def test_exclude_tables_naming_a_missing_table_is_an_error_like_tables(cli, settings, backup_root, db):
+    message = one_error(cli(settings(exclude_tables=["public.kept", "public.gone"]), "backup", "--profile", "app"))
+    assert "exclude_tables: table 'public.gone' does not exist in database %s" % db in message
+    profile_dir = os.path.join(backup_root, "app")
+    assert not os.path.exists(profile_dir) or not [n for n in os.listdir(profile_dir) if not n.startswith(".")]
+
+
+@pytest.mark.parametrize("option", ["tables", "exclude_tables"])
+def test_an_unquoted_dotted_name_says_how_to_quote_it(cli, settings, option):
+    message = one_error(cli(settings(**{option: ["My Schema.a.b"]}), "backup", "--profile", "app"))
+    assert "%s: 'My Schema.a.b' is not a valid table name" % option in message
+    assert '"My Schema"."a.b"' in message  # how to write it
+
+
+def test_a_quoted_dotted_name_works(cli, settings):
+    proc = cli(settings(tables=['"My Schema"."a.b"']), "--json", "backup", "--profile", "app", check=0)
+    assert [t["schema"] + "." + t["name"] for t in json.loads(proc.stdout)["tables"]] == ["My Schema.a.b"]
