@@ -26,3 +26,18 @@ def test_an_unquoted_dotted_name_says_how_to_quote_it(cli, settings, option):
 def test_a_quoted_dotted_name_works(cli, settings):
     proc = cli(settings(tables=['"My Schema"."a.b"']), "--json", "backup", "--profile", "app", check=0)
     assert [t["schema"] + "." + t["name"] for t in json.loads(proc.stdout)["tables"]] == ["My Schema.a.b"]
+
+
+def test_an_identity_readable_by_others_is_refused_like_ssh(cli, settings, age_key, tmp_path):
+    config = settings()
+    cli(config, "backup", "--profile", "app", check=0)
+    loose = tmp_path / "key.txt"
+    loose.write_bytes(open(age_key[0], "rb").read())
+    loose.chmod(0o644)
+    # verify's exit code is the catalog's business (issue 13, section 3: usage errors before recording); the message:
+    message = one_error(cli(config, "verify", "--profile", "app", "--level", "archive", "--identity", str(loose)), rc=(2, 6))
+    assert "permissions 0644 for %s are too open" % loose in message and "chmod 600 %s" % loose in message
+    message = one_error(cli(config, "restore", "--profile", "app", "--target", "never_made", "--identity", str(loose)))
+    assert "permissions 0644 for %s are too open" % loose in message
+    loose.chmod(0o600)
+    cli(config, "verify", "--profile", "app", "--level", "archive", "--identity", str(loose), check=0)
