@@ -9,6 +9,33 @@ import pytest
 EXIT_CONFIG = 2
 
 
+@pytest.fixture
+def db(pg):
+    name = "bad_input_%s" % uuid.uuid4().hex[:6]
+    pg.psql("CREATE DATABASE %s" % name)
+    pg.psql('CREATE SCHEMA "My Schema"; CREATE TABLE "My Schema"."a.b" (id int); INSERT INTO "My Schema"."a.b" VALUES (1); '
+            "CREATE TABLE public.kept (id int); INSERT INTO public.kept SELECT generate_series(1, 100)", db=name)
+    return name
+
+
+@pytest.fixture
+def settings(pg, age_key, backup_root, db):
+    def build(**profile):
+        return {"connection": pg.connection(), "backup_root": backup_root,
+                "encryption": {"mode": "age", "recipients": [age_key[1]]},
+                "profiles": {"app": dict({"db": db, "compression_level": 1}, **profile)}}
+
+    return build
+
+
+def one_error(proc, rc=EXIT_CONFIG):
+    assert proc.returncode in ((rc,) if isinstance(rc, int) else rc), (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lifeboat: "), proc.stderr
+    return lines[0]
+
+
 def test_exclude_tables_naming_a_missing_table_is_an_error_like_tables(cli, settings, backup_root, db):
     message = one_error(cli(settings(exclude_tables=["public.kept", "public.gone"]), "backup", "--profile", "app"))
     assert "exclude_tables: table 'public.gone' does not exist in database %s" % db in message
@@ -41,3 +68,22 @@ def test_an_identity_readable_by_others_is_refused_like_ssh(cli, settings, age_k
     assert "permissions 0644 for %s are too open" % loose in message
     loose.chmod(0o600)
     cli(config, "verify", "--profile", "app", "--level", "archive", "--identity", str(loose), check=0)
+
+
+def test_template_and_maintenance_databases_are_refused_as_targets(cli, settings, pg, age_key):
+    config = settings()
+    cli(config, "backup", "--profile", "app", check=0)
+    for target, what in (("template1", "is a template database"), ("postgres", "is the maintenance database")):
+        message = one_error(cli(config, "restore", "--profile", "app", "--target", target, "--no-create", "--clean",
+                                "--identity", age_key[0]))
+        assert "target database %s %s" % (target, what) in message and "allow_system_target" in message
+    assert pg.psql("SELECT count(*) FROM pg_class WHERE relname = 'kept'", db="template1").strip() == "0"
+    # Asked for by name, a test-owned template takes it.
+    template = "bad_input_template_%s" % uuid.uuid4().hex[:6]
+    pg.psql("CREATE DATABASE %s IS_TEMPLATE true" % template)
+    one_error(cli(config, "restore", "--profile", "app", "--target", template, "--no-create", "--identity", age_key[0]))
+    cli(config, "restore", "--profile", "app", "--target", template, "--no-create", "--allow-system-target",
+        "--identity", age_key[0], check=0)
+    assert pg.psql("SELECT count(*) FROM public.kept", db=template).strip() == "100"
+    pg.psql("ALTER DATABASE %s IS_TEMPLATE false" % template)
+    pg.psql("DROP DATABASE %s" % template)

@@ -39,7 +39,7 @@ class Options:
     """What the operator asked for; validated against the backup by ``plan``."""
 
     def __init__(self, target_db, create=True, clean=False, tables=(), jobs=1, globals=False,
-                 no_owner=False, identity_file=None, tmp_dir=None):
+                 no_owner=False, identity_file=None, tmp_dir=None, allow_system_target=False):
         self.target_db = target_db
         self.create = create
         self.clean = clean
@@ -49,6 +49,7 @@ class Options:
         self.no_owner = no_owner
         self.identity_file = identity_file
         self.tmp_dir = tmp_dir
+        self.allow_system_target = allow_system_target  # a template or the maintenance database as the target
 
 
 def _artifact(entry, kind):
@@ -192,6 +193,8 @@ def plan(config, entry, options, connection=None):
         try:
             target_version = handle.server_version
             exists = _pg.database_exists(handle, options.target_db)
+            template = exists and _pg.query(handle, "SELECT datistemplate FROM pg_database WHERE datname = %s",
+                                            (options.target_db,))[0][0]
         finally:
             handle.close()
         objects = 0
@@ -203,6 +206,7 @@ def plan(config, entry, options, connection=None):
                 objects_handle.close()
     finally:
         session.close()
+    _check_system_target(options, connection, template)
     source_major, target_major = _pg.major_of(manifest["server_version_num"]), _pg.major_of(target_version)
     if source_major > target_major:
         raise RestoreError(
@@ -228,6 +232,21 @@ def plan(config, entry, options, connection=None):
             % (options.target_db, objects)
         )
     return Plan(entry, options, connection, pg_restore, target_major, exists, objects, tables)
+
+
+def _check_system_target(options, connection, template):
+    """Every database created later copies template1, and tools connect to the maintenance database: a restore into
+    either is refused unless asked for by name."""
+    if options.allow_system_target:
+        return
+    if template or options.target_db in ("template0", "template1"):
+        what = "a template database: every database created from it afterwards would carry the backup's data"
+    elif options.target_db == connection["maintenance_db"]:
+        what = "the maintenance database (connection.maintenance_db), which this tool and others connect to"
+    else:
+        return
+    raise ConfigError("target database %s is %s; restore into another database, or set allow_system_target "
+                      "(--allow-system-target) if this is really meant" % (options.target_db, what))
 
 
 def restore(config, entry, options, via="module"):

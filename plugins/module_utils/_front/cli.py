@@ -87,7 +87,8 @@ def cmd_verify(config, args):
 def cmd_restore(config, args):
     options = _restore.Options(args.target, create=not args.no_create, clean=args.clean, tables=args.table,
                                jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
-                               identity_file=args.identity, tmp_dir=args.tmp_dir)
+                               identity_file=args.identity, tmp_dir=args.tmp_dir,
+                               allow_system_target=args.allow_system_target)
     entry = _offsite_pull.remote_entry(config, args.profile, args.id, args.host) if _wants_remote(args) else _entry(config, args)
     if args.dry_run:
         plan = _restore.plan(config, entry, options).summary()
@@ -263,6 +264,8 @@ def parser():
     p.add_argument("--globals", action="store_true", help="restore roles and tablespaces first")
     p.add_argument("--no-owner", action="store_true", help="skip ownership and privileges")
     p.add_argument("--tmp-dir", help="where a parallel restore decrypts the archive")
+    p.add_argument("--allow-system-target", action="store_true",
+                   help="allow a template database or the maintenance database as --target")
     p.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
 
     p = command("list", cmd_list, "list backups and their health")
