@@ -55,6 +55,24 @@ def test_a_quoted_dotted_name_works(cli, settings):
     assert [t["schema"] + "." + t["name"] for t in json.loads(proc.stdout)["tables"]] == ["My Schema.a.b"]
 
 
+def test_warnings_are_printed_in_text_mode_too(cli, settings, backup_root):
+    """A verification whose result cannot be recorded on a read-only backup directory says so, in text too."""
+    config = settings()
+    cli(config, "backup", "--profile", "app", check=0)
+    backup = os.path.join(backup_root, "app", sorted(n for n in os.listdir(os.path.join(backup_root, "app"))
+                                                     if not n.startswith("."))[-1])
+    os.chmod(backup, 0o500)
+    try:
+        if os.access(backup, os.W_OK):  # root writes anyway: make recording fail another way
+            os.chmod(backup, 0o700)
+            os.mkdir(os.path.join(backup, "verification.json"))
+        proc = cli(config, "verify", "--profile", "app", "--level", "checksum", check=0)
+    finally:
+        os.chmod(backup, 0o700)
+    assert "passed checksum verification" in proc.stdout
+    assert "lifeboat: warning: verification result not recorded in the backup directory" in proc.stderr
+
+
 def test_an_identity_readable_by_others_is_refused_like_ssh(cli, settings, age_key, tmp_path):
     config = settings()
     cli(config, "backup", "--profile", "app", check=0)

@@ -313,6 +313,16 @@ def _out(text):
     sys.stdout.flush()
 
 
+def _warnings(result):
+    """Every warning in a result, nested ones too (a backup's verification, each push of --all)."""
+    if isinstance(result, dict):
+        found = list(result.get("warnings") or []) if isinstance(result.get("warnings"), list) else []
+        return found + [w for key, value in result.items() if key != "warnings" for w in _warnings(value)]
+    if isinstance(result, list):
+        return [w for value in result for w in _warnings(value)]
+    return []
+
+
 def _terminated(signum, frame):
     raise KeyboardInterrupt("terminated by signal %d" % signum)
 
@@ -338,4 +348,8 @@ def main(argv=None):
         _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
     else:
         _out(text)
+        # --json carries them in the object; a human reading text must see them too.
+        for warning in sorted(set(_warnings(result)), key=_warnings(result).index):
+            if ("warning: %s" % warning) not in text:
+                sys.stderr.write("lifeboat: warning: %s\n" % " ".join(str(warning).split()))
     return 0
