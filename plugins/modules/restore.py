@@ -206,12 +206,12 @@ def main():
             config["offsite"] = offsite_of(remote)
             entry = _offsite_pull.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
             if module.check_mode:
-                return {"changed": True, "restore": _restore.plan(config, entry, options)}
+                return {"changed": True, "restore": _restore.plan(config, entry, options).summary()}
             with _offsite_pull.pulled(config, params["profile"], entry.id, remote["host"], params["tmp_dir"]) as pulled:
                 return {"changed": True, "restore": _restore.restore(config, pulled, options)}
         entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
         if module.check_mode:
-            return {"changed": True, "restore": _restore.plan(config, entry, options)}
+            return {"changed": True, "restore": _restore.plan(config, entry, options).summary()}
         return {"changed": True, "restore": _restore.restore(config, entry, options)}
 
     run(module, action)

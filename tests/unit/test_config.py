@@ -159,3 +159,21 @@ def test_profile_overrides_merge_over_top_level_sections(engine):
     assert engine.config.effective_section(config, "app", "notify")["on_success"] is False
     assert engine.config.effective_section(config, "app", "notify")["webhook_url"] == "https://hooks.example/x"
     assert engine.config.effective_section(config, "other", "notify")["on_success"] is True
+
+
+@pytest.mark.parametrize("data, message", [
+    (with_profile(retention={"keep_within": "9" * 300 + "d"}), "profiles.app.retention.keep_within: must be at most 100y"),
+    (with_profile(retention={"keep_within": "36501d"}), "profiles.app.retention.keep_within: must be at most 100y"),
+    (with_profile(backup_timeout=10 ** 20), "profiles.app.backup_timeout: must be between 0 and 2592000"),
+    (with_profile(lock_wait_timeout=10 ** 20), "profiles.app.lock_wait_timeout: must be between 0 and 2147483"),
+    ({"offsite": {"object_lock_days": 10 ** 20}}, "offsite.object_lock_days: must be between 1 and 36500"),
+])
+def test_huge_numbers_are_refused_by_the_validator(engine, data, message):
+    """Bounds live in the one validator: a huge value is one message, never an OverflowError later or no limit."""
+    assert error(engine, data).startswith(message)
+
+
+def test_huge_keep_within_never_reaches_retention(engine):
+    policy = validate(engine, with_profile(retention={"keep_within": "100y"}))["profiles"]["app"]["retention"]
+    assert engine.config.parse_duration(policy["keep_within"]) == 100 * 31536000
+    assert engine.config.parse_duration("9" * 300 + "d") is None

@@ -274,3 +274,30 @@ def test_is_partial(engine):
     assert not engine.toc.is_partial(FULL) and not engine.toc.is_partial({})
     assert engine.toc.is_partial(PARTIAL)
     assert engine.toc.is_partial({"selection": {"tables": [], "exclude_tables": ["public.big"]}})
+
+
+VERBOSE_LISTING = """\
+215; 1259 16390 TABLE public child postgres
+3205; 2606 16389 CONSTRAINT public parent parent_pkey postgres
+;\tdepends on: 214
+3206; 1259 16400 INDEX public child_fk postgres
+;\tdepends on: 215
+3365; 0 0 COMMENT public INDEX child_fk postgres
+;\tdepends on: 3206
+3211; 2606 16395 FK CONSTRAINT public child child_fk postgres
+;\tdepends on: 3205 214 215
+3364; 0 0 COMMENT public CONSTRAINT child_fk ON child postgres
+;\tdepends on: 3211
+3366; 0 0 SECURITY LABEL public CONSTRAINT child_fk ON child postgres
+;\tdepends on: 3364
+"""
+
+
+def test_what_depends_on_a_left_out_foreign_key_goes_with_it(engine):
+    """``pg_restore --list --verbose`` dependencies decide: the key's comment (and what hangs on that) goes, the index
+    named like the key and its comment stay."""
+    parsed = engine.toc.entries(VERBOSE_LISTING)
+    assert [(e.dump_id, sorted(e.deps)) for e in parsed][4] == (3211, [214, 215, 3205])
+    chosen, skipped = engine.toc.choose(VERBOSE_LISTING, PARTIAL)
+    assert [line.split(";")[0] for line in chosen] == ["215", "3205", "3206", "3365"]
+    assert skipped == {"FK CONSTRAINT": 1, "COMMENT": 1, "SECURITY LABEL": 1}

@@ -39,7 +39,7 @@ class Options:
     """What the operator asked for; validated against the backup by ``plan``."""
 
     def __init__(self, target_db, create=True, clean=False, tables=(), jobs=1, globals=False,
-                 no_owner=False, identity_file=None, tmp_dir=None):
+                 no_owner=False, identity_file=None, tmp_dir=None, allow_system_target=False):
         self.target_db = target_db
         self.create = create
         self.clean = clean
@@ -49,6 +49,7 @@ class Options:
         self.no_owner = no_owner
         self.identity_file = identity_file
         self.tmp_dir = tmp_dir
+        self.allow_system_target = allow_system_target  # a template or the maintenance database as the target
 
 
 def _artifact(entry, kind):
@@ -81,10 +82,19 @@ def _select_tables(manifest, names):
     """Match requested names to the manifest's tables.
 
     Accepted: the manifest's own ``schema.table`` key, an SQL-quoted
-    ``"schema"."table"``, or a table name that is unique in the backup.
-    Quotes may be part of a name, so they are parsed, never just removed.
+    ``"schema"."table"``, or a table name that is unique in the backup; a
+    partitioned parent (or any parent the manifest records in
+    ``partition_of``) means its partitions, as the profile option ``tables``
+    does. Quotes may be part of a name, so they are parsed, never just removed.
     """
-    known = dict((_manifest.table_key(t), t) for t in manifest["tables"])
+    known = dict((_manifest.table_key(t), [t]) for t in manifest["tables"])
+    parents = {}  # parents that hold no rows of their own: [schema, name] -> their leaf tables
+    for table in manifest["tables"]:
+        for schema, name in table.get("partition_of", []):
+            if "%s.%s" % (schema, name) not in known:
+                parents.setdefault((schema, name), []).append(table)
+    for (schema, name), leaves in parents.items():
+        known["%s.%s" % (schema, name)] = leaves
     chosen = []
     for requested in names:
         name = requested.strip()
@@ -92,15 +102,16 @@ def _select_tables(manifest, names):
         if name not in known and parts and len(parts) == 2:
             name = "%s.%s" % tuple(parts)
         if name in known:
-            chosen.append(known[name])
+            chosen += [t for t in known[name] if t not in chosen]
             continue
         if parts and len(parts) == 1:
             name = parts[0]
-        matches = [t for t in manifest["tables"] if t["name"] == name]
+        matches = [[t] for t in manifest["tables"] if t["name"] == name] + [
+            leaves for (_schema, parent), leaves in parents.items() if parent == name]
         if len(matches) != 1:
             reason = "is ambiguous; qualify it with its schema" if matches else "is not in backup %s" % manifest["backup_id"]
             raise ConfigError("tables: %r %s" % (name, reason))
-        chosen.append(matches[0])
+        chosen += [t for t in matches[0] if t not in chosen]
     return chosen
 
 
@@ -113,9 +124,61 @@ def _user_objects(handle):
     return _pg.query(handle, sql)[0][0]
 
 
-def plan(config, entry, options):
-    """Check everything that can be checked without writing, and describe the restore."""
+class Plan:
+    """A restore decided once: what ``plan`` checked and chose, executed as it is by ``restore`` and by the
+    restore-level verification. ``summary()`` is what the front doors show and return."""
+
+    def __init__(self, entry, options, connection, pg_restore, target_major, exists, objects, tables):
+        self.entry = entry
+        self.options = options
+        self.connection = connection  # the server restored into
+        self.pg_restore = pg_restore
+        self.target_major = target_major
+        self.exists = exists
+        self.objects = objects
+        self.tables = tables  # the manifest's entries of the tables asked for; empty: the whole backup
+        self.partial = bool(tables) or _toc.is_partial(entry.manifest)  # some rows are missing: no foreign keys
+        self.restored = tables or entry.manifest["tables"]
+        self.streamed = _streamed_table(entry.manifest, options, tables)
+
+    @property
+    def method(self):
+        if self.options.jobs == 1:
+            return "stream, one transaction"
+        method = "decrypted temporary file, %d jobs" % self.options.jobs
+        if self.streamed:
+            method += ", loading %s while it decrypts" % _manifest.table_key(self.streamed)
+        return method
+
+    def summary(self):
+        manifest, options = self.entry.manifest, self.options
+        return {
+            "backup_id": self.entry.id,
+            "backup_path": self.entry.path,
+            "source_database": manifest["database"],
+            "consistent_at": manifest["consistent_at"],
+            "target": options.target_db,
+            "target_state": "absent" if not self.exists else ("empty" if not self.objects else "not empty"),
+            "action": "create" if options.create else ("clean and restore" if self.objects else "restore into existing"),
+            "server_version": "%s -> %d" % (manifest["server_version"], self.target_major),
+            "pg_restore": self.pg_restore,
+            "jobs": options.jobs,
+            "globals": bool(options.globals),
+            "method": self.method,
+            "foreign_keys": "skipped (partial data)" if self.partial else "restored",
+            "tables": [{"table": _manifest.table_key(t), "rows": t["rows"]} for t in self.restored],
+            "rows": sum(t["rows"] for t in self.restored),
+            "bytes": sum(a["bytes"] for a in manifest["artifacts"]),
+        }
+
+
+def plan(config, entry, options, connection=None):
+    """Check everything that can be checked without writing, and decide the restore: a Plan.
+
+    ``connection``: the server to restore into (default: the configured one).
+    """
     manifest = entry.manifest
+    connection = connection or config["connection"]
     if options.jobs < 1:
         raise ConfigError("jobs: must be at least 1, got %d" % options.jobs)
     tables = _select_tables(manifest, options.tables)
@@ -124,12 +187,14 @@ def plan(config, entry, options):
         _codec.check_identity(options.identity_file, db_item["name"])
     if options.globals and _manifest.artifact(manifest, "globals") is None:
         raise ConfigError("globals: backup %s was taken without globals" % entry.id)
-    session = _pg.Session(config["connection"], config["connection"]["maintenance_db"])
+    session = _pg.Session(connection, connection["maintenance_db"])
     try:
         handle = session.connect()
         try:
             target_version = handle.server_version
             exists = _pg.database_exists(handle, options.target_db)
+            template = exists and _pg.query(handle, "SELECT datistemplate FROM pg_database WHERE datname = %s",
+                                            (options.target_db,))[0][0]
         finally:
             handle.close()
         objects = 0
@@ -141,13 +206,14 @@ def plan(config, entry, options):
                 objects_handle.close()
     finally:
         session.close()
+    _check_system_target(options, connection, template)
     source_major, target_major = _pg.major_of(manifest["server_version_num"]), _pg.major_of(target_version)
     if source_major > target_major:
         raise RestoreError(
             "backup %s was taken from PostgreSQL %s and cannot be restored into the older PostgreSQL %d server; "
             "restore into PostgreSQL %d or newer" % (entry.id, manifest["server_version"], target_major, source_major)
         )
-    pg_restore, restore_major = _pg.find_binary("pg_restore", config["connection"], target_major)
+    pg_restore, restore_major = _pg.find_binary("pg_restore", connection, target_major)
     if restore_major < manifest["pg_dump_version"]:
         raise RestoreError(
             "%s is version %d but the archive was written by pg_dump %d; use pg_restore %d or newer"
@@ -165,37 +231,29 @@ def plan(config, entry, options):
             "target database %s is not empty (%d relations); set clean=true to drop and replace the objects in the backup"
             % (options.target_db, objects)
         )
-    restored = tables or manifest["tables"]
-    method = "stream, one transaction"
-    if options.jobs > 1:
-        method = "decrypted temporary file, %d jobs" % options.jobs
-        streamed = _streamed_table(manifest, options, tables)
-        if streamed:
-            method += ", loading %s while it decrypts" % _manifest.table_key(streamed)
-    return {
-        "backup_id": entry.id,
-        "backup_path": entry.path,
-        "source_database": manifest["database"],
-        "consistent_at": manifest["consistent_at"],
-        "target": options.target_db,
-        "target_state": "absent" if not exists else ("empty" if not objects else "not empty"),
-        "action": "create" if options.create else ("clean and restore" if objects else "restore into existing"),
-        "server_version": "%s -> %d" % (manifest["server_version"], target_major),
-        "pg_restore": pg_restore,
-        "jobs": options.jobs,
-        "globals": bool(options.globals),
-        "method": method,
-        "foreign_keys": "skipped (partial data)" if (tables or _toc.is_partial(manifest)) else "restored",
-        "tables": [{"table": _manifest.table_key(t), "rows": t["rows"]} for t in restored],
-        "rows": sum(t["rows"] for t in restored),
-        "bytes": sum(a["bytes"] for a in manifest["artifacts"]),
-    }
+    return Plan(entry, options, connection, pg_restore, target_major, exists, objects, tables)
+
+
+def _check_system_target(options, connection, template):
+    """Every database created later copies template1, and tools connect to the maintenance database: a restore into
+    either is refused unless asked for by name."""
+    if options.allow_system_target:
+        return
+    if template or options.target_db in ("template0", "template1"):
+        what = "a template database: every database created from it afterwards would carry the backup's data"
+    elif options.target_db == connection["maintenance_db"]:
+        what = "the maintenance database (connection.maintenance_db), which this tool and others connect to"
+    else:
+        return
+    raise ConfigError("target database %s is %s; restore into another database, or set allow_system_target "
+                      "(--allow-system-target) if this is really meant" % (options.target_db, what))
 
 
 def restore(config, entry, options, via="module"):
+    """Plan, then execute that plan: globals, the new database, the archive."""
     the_plan = plan(config, entry, options)
     timings = {}
-    session = _pg.Session(config["connection"], options.target_db)
+    session = _pg.Session(the_plan.connection, options.target_db)
     operation = Operation(config, "restore", "backup %s into %s" % (entry.id, options.target_db), via, kind=RestoreError,
                           profile=entry.manifest["profile"], database=entry.manifest["database"], backup_id=entry.id,
                           target=options.target_db)
@@ -207,11 +265,11 @@ def restore(config, entry, options, via="module"):
                 create_database(session, options.target_db, entry.manifest)
                 # A failed or interrupted restore into a new database leaves no half-restored database behind.
                 op.undo(lambda: drop_database(session, options.target_db))
-            timings.update(restore_archive(entry, options, session, the_plan["pg_restore"]))
+            timings.update(restore_archive(the_plan, session))
     finally:
         session.close()
     timings["total_seconds"] = op.duration
-    return dict(the_plan, changed=True, timings=timings, warnings=op.warnings)
+    return dict(the_plan.summary(), changed=True, timings=timings, warnings=op.warnings)
 
 
 def _timed(action):
@@ -252,16 +310,16 @@ def _quote_literal(text):
     return "'%s'" % text.replace("'", "''")
 
 
-def restore_archive(entry, options, session, pg_restore):
-    """pg_restore the database artifact into ``options.target_db``; returns timings.
+def restore_archive(the_plan, session):
+    """Execute ``the_plan``: pg_restore the database artifact into its target; returns timings.
 
     One job streams the archive in a single transaction once its checksum is
     confirmed; several jobs need a seekable file, decrypted (and hashed) first,
     or while the largest table loads (``_overlap``).
     """
+    entry, options, tables = the_plan.entry, the_plan.options, the_plan.tables
     item = _artifact(entry, "database")[0]
-    tables = _select_tables(entry.manifest, options.tables)
-    argv = [pg_restore, "--dbname=" + _pg.dbname_arg(options.target_db), "--exit-on-error", "--no-password"]
+    argv = [the_plan.pg_restore, "--dbname=" + _pg.dbname_arg(options.target_db), "--exit-on-error", "--no-password"]
     if options.clean and not options.create:
         argv += ["--clean", "--if-exists"]
     if options.no_owner:
@@ -270,9 +328,8 @@ def restore_archive(entry, options, session, pg_restore):
     timings = {}
     workdir = tempfile.mkdtemp(prefix="lifeboat-restore-", dir=options.tmp_dir)
     try:
-        streamed = _streamed_table(entry.manifest, options, tables)
-        if streamed:
-            return _overlap.restore(entry, item, options, argv, env, workdir, streamed,
+        if the_plan.streamed:
+            return _overlap.restore(entry, item, options, argv, env, workdir, the_plan.streamed,
                                     abort=lambda: drop_database(session, options.target_db))
         started = time.time()
         if options.jobs == 1:
@@ -282,8 +339,8 @@ def restore_archive(entry, options, session, pg_restore):
         else:
             archive = _artifacts.decrypt_archive(entry, item, options.identity_file, workdir)
             timings["decrypt_seconds"] = round(time.time() - started, 3)
-        if tables or _toc.is_partial(entry.manifest):
-            listing = _artifacts.listing(entry, item, options.identity_file, pg_restore, workdir, env, archive)
+        if the_plan.partial:
+            listing = _artifacts.listing(entry, item, options.identity_file, the_plan.pg_restore, workdir, env, archive)
             chosen = _toc.choose(listing, entry.manifest, tables, into_existing=not options.create)[0]
             argv.append("--use-list=%s" % _write_list(workdir, chosen))
         started = time.time()

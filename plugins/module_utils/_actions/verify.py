@@ -74,7 +74,7 @@ def _read_back(config, entry, level, identity_file, connection):
     details = {}
     for item in manifest["artifacts"]:
         if item["kind"] == "database" and level == "restore":
-            details["tables"] = _restore_check(entry, identity_file, connection, pg_restore)
+            details["tables"] = _restore_check(config, entry, identity_file, connection)
         elif item["kind"] == "database":
             _artifacts.read_through(entry, item, identity_file, [_pipeline.Step("pg_restore", [pg_restore, "--file=/dev/null"], stdio="i")])
         else:
@@ -86,16 +86,17 @@ def _scratch_name(profile):
     return "lifeboat_verify_%s_%s" % (profile.replace("-", "_")[:30], secrets.token_hex(4))
 
 
-def _restore_check(entry, identity_file, connection, pg_restore):
-    """Restore into a scratch database, compare with the manifest, always drop it."""
+def _restore_check(config, entry, identity_file, connection):
+    """Restore into a scratch database through the restore's own plan, compare with the manifest, always drop it."""
     manifest = entry.manifest
     scratch = _scratch_name(manifest["profile"])
     options = _restore.Options(scratch, create=True, no_owner=True, identity_file=identity_file)
+    the_plan = _restore.plan(config, entry, options, connection=connection)
     session = _pg.Session(connection, scratch)
     try:
         _restore.create_database(session, scratch, manifest)
         try:
-            _restore.restore_archive(entry, options, session, pg_restore)
+            _restore.restore_archive(the_plan, session)
             return compare_with_manifest(session, manifest)
         finally:
             _restore.drop_database(session, scratch)

@@ -23,6 +23,10 @@ PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 AGE_RECIPIENT = re.compile(r"^(age1[0-9a-z]{58}|ssh-(ed25519|rsa) \S+.*)$")
 DURATION = re.compile(r"^(\d+)([smhdwy])$")
 DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+# Beyond these, a number stops meaning anything and starts breaking arithmetic (float, datetime, thread timers).
+DURATION_MAX = 100 * DURATION_SECONDS["y"]
+TIMEOUT_MAX = 30 * DURATION_SECONDS["d"]
+LOCK_TIMEOUT_MAX = 2147483  # PostgreSQL's lock_timeout is an int of milliseconds
 DEFAULT_CONFIG_PATH = "/etc/lifeboat/lifeboat.yml"
 DEFAULT_BACKUP_ROOT = "/var/backups/lifeboat"
 
@@ -40,11 +44,14 @@ class Field:
         self.doc = doc
 
 
-def _int_range(low, high=None):
+def _int_range(low, high=None, cap=None):
+    """``high``: a real limit, always named; ``cap``: a sanity bound only named to whoever exceeds it."""
     def check(value):
         if value < low or (high is not None and value > high):
             bound = "between %d and %d" % (low, high) if high is not None else "at least %d" % low
             return "must be %s, got %d" % (bound, value)
+        if cap is not None and value > cap:
+            return "must be between %d and %d, got %.40s" % (low, cap, value)
         return None
 
     return check
@@ -72,15 +79,20 @@ def _freshness(mapping):
 
 
 def parse_duration(text):
-    """``"36h"`` -> 129600 seconds; None when ``text`` is not a duration."""
+    """``"36h"`` -> 129600 seconds; None when ``text`` is not a duration of at most 100 years."""
     match = DURATION.match(str(text).strip())
-    if not match:
+    if not match or len(match.group(1)) > 12:
         return None
-    return int(match.group(1)) * DURATION_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * DURATION_SECONDS[match.group(2)]
+    return seconds if seconds <= DURATION_MAX else None
 
 
 def _duration(value):
-    return None if parse_duration(value) is not None else "must be a duration such as 36h, 7d or 1y, got %r" % (value,)
+    if parse_duration(value) is not None:
+        return None
+    if DURATION.match(str(value).strip()):
+        return "must be at most 100y, got %.40s" % (value,)
+    return "must be a duration such as 36h, 7d or 1y, got %r" % (value,)
 
 
 SSL_MODES = ("allow", "disable", "prefer", "require", "verify-ca", "verify-full")
@@ -181,7 +193,7 @@ OFFSITE_FIELDS = {
     "aws_ca_bundle": Field("str", doc="CA bundle file for the endpoint's certificate, e.g. a private CA"),
     "checksum_mode": Field("str", "when_supported", choices=("when_supported", "when_required")),
     "object_lock_mode": Field("str", choices=("GOVERNANCE", "COMPLIANCE")),
-    "object_lock_days": Field("int", check=_int_range(1)),
+    "object_lock_days": Field("int", check=_int_range(1, cap=36500)),
     "part_size_mb": Field("int", 16, check=_int_range(5, 5120), doc="multipart part size: memory used per upload"),
     "retention": Field("section", fields=RETENTION_FIELDS, doc="remote policy; default: the profile's"),
 }
@@ -204,10 +216,10 @@ PROFILE_FIELDS = {
     "min_tables": Field("int", 1, check=_int_range(0), doc="fail when the dump holds fewer tables"),
     "globals": Field("bool", True, doc="dump roles and tablespaces alongside"),
     # pg_dump waits for its table locks for ever by default; a run stuck behind a long ALTER TABLE should fail clearly.
-    "lock_wait_timeout": Field("int", 600, check=_int_range(0),
+    "lock_wait_timeout": Field("int", 600, check=_int_range(0, cap=LOCK_TIMEOUT_MAX),
                                doc="seconds to wait for a table another session holds locked, then fail; 0 waits for ever"),
     # A step that hangs (a stalled network disk, a server that stopped answering) would hold the run and its lock.
-    "backup_timeout": Field("int", 0, check=_int_range(0),
+    "backup_timeout": Field("int", 0, check=_int_range(0, cap=TIMEOUT_MAX),
                             doc="seconds a backup may take before its pipeline is stopped and it fails; 0 means no limit"),
     "retention": Field("section", fields=RETENTION_FIELDS),
     "schedule": Field("str", doc="cron expression or @hourly/@daily (used by the agent role)"),

@@ -87,10 +87,11 @@ def cmd_verify(config, args):
 def cmd_restore(config, args):
     options = _restore.Options(args.target, create=not args.no_create, clean=args.clean, tables=args.table,
                                jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
-                               identity_file=args.identity, tmp_dir=args.tmp_dir)
+                               identity_file=args.identity, tmp_dir=args.tmp_dir,
+                               allow_system_target=args.allow_system_target)
     entry = _offsite_pull.remote_entry(config, args.profile, args.id, args.host) if _wants_remote(args) else _entry(config, args)
     if args.dry_run:
-        plan = _restore.plan(config, entry, options)
+        plan = _restore.plan(config, entry, options).summary()
         text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
             plan["backup_id"], plan["consistent_at"], plan["source_database"], plan["target"], plan["action"],
             plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
@@ -248,6 +249,8 @@ def parser():
     p.add_argument("--globals", action="store_true", help="restore roles and tablespaces first")
     p.add_argument("--no-owner", action="store_true", help="skip ownership and privileges")
     p.add_argument("--tmp-dir", help="where a parallel restore decrypts the archive")
+    p.add_argument("--allow-system-target", action="store_true",
+                   help="allow a template database or the maintenance database as --target")
     p.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
 
     p = command("list", cmd_list, "list backups and their health")
@@ -297,6 +300,16 @@ def _out(text):
     sys.stdout.flush()
 
 
+def _warnings(result):
+    """Every warning in a result, nested ones too (a backup's verification, each push of --all)."""
+    if isinstance(result, dict):
+        found = list(result.get("warnings") or []) if isinstance(result.get("warnings"), list) else []
+        return found + [w for key, value in result.items() if key != "warnings" for w in _warnings(value)]
+    if isinstance(result, list):
+        return [w for value in result for w in _warnings(value)]
+    return []
+
+
 def _terminated(signum, frame):
     raise KeyboardInterrupt("terminated by signal %d" % signum)
 
@@ -322,4 +335,8 @@ def main(argv=None):
         _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
     else:
         _out(text)
+        # --json carries them in the object; a human reading text must see them too.
+        for warning in sorted(set(_warnings(result)), key=_warnings(result).index):
+            if ("warning: %s" % warning) not in text:
+                sys.stderr.write("lifeboat: warning: %s\n" % " ".join(str(warning).split()))
     return 0

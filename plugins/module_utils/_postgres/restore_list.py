@@ -31,6 +31,7 @@ import re
 from .._errors import RestoreError
 
 _LINE = re.compile(r"^(\d+); (\d+) (\d+) (.*)$")
+_DEPENDS = re.compile(r"^;\s*depends on:((?: \d+)+)\s*$")  # ``pg_restore --list --verbose``, after its entry
 # Longest first, so "TABLE DATA" is not read as "TABLE".
 _OWN_PARTS = ("TABLE DATA", "TABLE ATTACH", "TABLE", "DEFAULT", "CONSTRAINT", "TRIGGER", "POLICY", "ROW SECURITY")
 _SEQUENCE_PARTS = ("SEQUENCE OWNED BY", "SEQUENCE SET", "SEQUENCE")
@@ -46,24 +47,46 @@ def _desc_and_rest(body):
 
 
 class Entry:
-    """One ``pg_restore --list`` line: the line itself, its description, '<schema> <tag> <owner>' and its catalog ids."""
+    """One ``pg_restore --list`` line: the line itself, its description, '<schema> <tag> <owner>', its catalog ids,
+    its dump id and the dump ids it depends on (listed with ``--verbose``)."""
 
-    def __init__(self, line, desc, rest, ids):
+    def __init__(self, line, desc, rest, ids, dump_id=None):
         self.line = line
         self.desc = desc
         self.rest = rest
         self.ids = ids
+        self.dump_id = dump_id
+        self.deps = set()
 
 
 def entries(listing):
-    """Parse ``pg_restore --list`` output into Entry objects for real entries."""
+    """Parse ``pg_restore --list [--verbose]`` output into Entry objects for real entries."""
     result = []
     for line in listing.splitlines():
         match = _LINE.match(line)
+        depends = _DEPENDS.match(line)
         if match:
             desc, rest = _desc_and_rest(match.group(4))
-            result.append(Entry(line, desc, rest, (int(match.group(2)), int(match.group(3)))))
+            result.append(Entry(line, desc, rest, (int(match.group(2)), int(match.group(3))), int(match.group(1))))
+        elif depends and result:
+            result[-1].deps.update(int(dep) for dep in depends.group(1).split())
     return result
+
+
+def _without_dependents(parsed, keep, left_out):
+    """Leave out what depends on an entry left out of the restored database (a foreign key's COMMENT on the key):
+    pg_restore would stop at it. The archive's own dependencies decide, never names: an index named like the key
+    stays."""
+    left_out = set(left_out)
+    changed = True
+    while changed:
+        changed = False
+        for index, entry in enumerate(parsed):
+            if keep[index] and entry.deps & left_out:
+                keep[index] = False
+                left_out.add(entry.dump_id)
+                changed = True
+    return keep
 
 
 def is_partial(manifest):
@@ -128,10 +151,12 @@ def choose(listing, manifest, tables=(), into_existing=False):
     # index is there, so ATTACH PARTITION creates them, and creating them again would fail.
     attached = set(entry.rest for entry in parsed if entry.desc == "INDEX ATTACH")
     owned = [(table, _table_ids(table)) for table in tables]
+    keeps, left_out = [], []
     for entry in parsed:
         desc = entry.desc
         if desc == "FK CONSTRAINT" and (tables or is_partial(manifest)):
             keep = False
+            left_out.append(entry.dump_id)
         elif tables and into_existing:
             if desc == "INDEX" and entry.rest in attached:
                 keep = False
@@ -143,10 +168,12 @@ def choose(listing, manifest, tables=(), into_existing=False):
             keep = desc != "TABLE DATA" or any(_is_data_of(entry, t) for t in tables)
         else:
             keep = True
+        keeps.append(keep)
+    for entry, keep in zip(parsed, _without_dependents(parsed, keeps, left_out)):
         if keep:
             chosen.append(entry.line)
         else:
-            skipped[desc or "other"] = skipped.get(desc or "other", 0) + 1
+            skipped[entry.desc or "other"] = skipped.get(entry.desc or "other", 0) + 1
     for table in tables:
         if not any(entry.desc == "TABLE DATA" and _is_data_of(entry, table) for entry in parsed):
             raise RestoreError("table %s.%s was not found in the archive's table of contents" % (table["schema"], table["name"]))

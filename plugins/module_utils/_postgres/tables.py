@@ -74,19 +74,28 @@ class Selection:
         return ["--exclude-table-data=%s" % t.qualified for t in self.all_tables if t.oid not in wanted]
 
 
-def _resolve(handle, names, option, db, strict):
-    found, warnings = [], []
+def _quoted_example(name):
+    """'My Schema.a.b' -> '"My Schema"."a.b"': a guess at what was meant, to show how quoting is written."""
+    schema, _dot, table = name.strip().partition(".")
+    return ".".join(quote_ident(part) for part in ((schema, table) if table else (schema,)))
+
+
+def _resolve(handle, names, option, db):
+    """[(oid, name)] for table names written as SQL does (``schema.table``, quoted where needed); a name that is
+    not valid SQL or names nothing is a ConfigError naming the entry."""
+    found = []
     for name in names:
-        row = query(handle, "SELECT to_regclass(%s)::oid", (name.strip(),))
+        try:
+            row = query(handle, "SELECT to_regclass(%s)::oid", (name.strip(),))
+        except DatabaseError as exc:
+            raise ConfigError(
+                "%s: %r is not a valid table name (%s); write names with spaces, dots or capitals quoted as in SQL, "
+                "for example %s" % (option, name, exc, _quoted_example(name)))
         oid = row[0][0] if row else None
         if oid is None:
-            message = "%s: table %r does not exist in database %s" % (option, name, db)
-            if strict:
-                raise ConfigError(message)
-            warnings.append(message)
-        else:
-            found.append((oid, name))
-    return found, warnings
+            raise ConfigError("%s: table %r does not exist in database %s" % (option, name, db))
+        found.append((oid, name))
+    return found
 
 
 def _with_descendants(handle, oids):
@@ -100,9 +109,10 @@ def select(handle, profile):
     db = profile["db"]
     all_tables = [Table(*row) for row in query(handle, _USER_TABLES)]
     by_oid = dict((t.oid, t) for t in all_tables)
-    included, warnings = _resolve(handle, profile["tables"], "tables", db, strict=True)
-    excluded, more = _resolve(handle, profile["exclude_tables"], "exclude_tables", db, strict=False)
-    warnings += more
+    # A missing table to exclude is as wrong as a missing table to include: a typo would dump rows meant to stay out.
+    included = _resolve(handle, profile["tables"], "tables", db)
+    excluded = _resolve(handle, profile["exclude_tables"], "exclude_tables", db)
+    warnings = []
     for oid, name in included:
         if oid not in by_oid:
             raise ConfigError("tables: %r in database %s is not a table (views and system tables hold no rows of their own)" % (name, db))
@@ -121,7 +131,7 @@ def freshness_targets(handle, profile, selection):
     """Check ``freshness_columns`` against the catalog: [(Table, column)]."""
     targets = []
     for name, column in sorted(profile["freshness_columns"].items()):
-        oid = _resolve(handle, [name], "freshness_columns", profile["db"], strict=True)[0][0][0]
+        oid = _resolve(handle, [name], "freshness_columns", profile["db"])[0][0]
         table = next((t for t in selection.data_tables if t.oid == oid), None)
         if table is None:
             raise ConfigError("freshness_columns: table %s is not part of this profile's data" % name)
@@ -181,7 +191,12 @@ SELECT t.oid,
        ARRAY(SELECT DISTINCT ARRAY[d.classid::int8, d.objid::int8] FROM pg_depend d
               WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid AND d.deptype IN ('a', 'i', 'S')
                 AND d.classid <> 'pg_type'::regclass ORDER BY 1),
-       pg_table_size(t.oid)
+       pg_table_size(t.oid),
+       ARRAY(WITH RECURSIVE up(oid) AS (
+                 SELECT inhparent FROM pg_inherits WHERE inhrelid = t.oid
+                 UNION SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.oid)
+             SELECT ARRAY[n.nspname::text, c.relname::text] FROM up JOIN pg_class c ON c.oid = up.oid
+               JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1)
   FROM unnest(%s::oid[]) AS t(oid)
 """
 
@@ -189,9 +204,10 @@ SELECT t.oid,
 def table_parts(handle, tables):
     """Per table, what a later restore needs to pick it out with its parts: its OID and the catalog ids of the
     objects that belong to it (indexes, sequences, defaults, constraints, triggers, policies), as the archive's
-    table of contents carries them, index and sequence names for the comments and grants that carry none, and its
-    size on disk, which tells a parallel restore which table to start first."""
+    table of contents carries them, index and sequence names for the comments and grants that carry none, its
+    size on disk, which tells a parallel restore which table to start first, and the [schema, name] of its parents
+    (``partition_of``), so that a restore of a partitioned parent, which holds no rows, means its partitions."""
     rows = query(handle, _PARTS, ([t.oid for t in tables],))
     return dict((oid, {"oid": oid, "indexes": list(indexes), "sequences": list(sequences), "parts": [list(p) for p in parts],
-                       "bytes": size})
-                for oid, indexes, sequences, parts, size in rows)
+                       "bytes": size, "partition_of": [list(a) for a in ancestors]})
+                for oid, indexes, sequences, parts, size, ancestors in rows)

@@ -111,13 +111,13 @@ def decrypt_archive(entry, item, identity_file, directory, stop=None):
 
 
 def listing(entry, item, identity_file, pg_restore, workdir, env, archive=None):
-    """The archive's table of contents (``pg_restore --list``) as text.
+    """The archive's table of contents (``pg_restore --list --verbose``) as text.
 
     From a decrypted ``archive`` when there is one; otherwise streamed, and
     pg_restore stops reading once it has the TOC at the head of the archive.
     """
     out = os.path.join(workdir, "toc.list")
-    argv = [pg_restore, "--list", "--file=%s" % out]
+    argv = [pg_restore, "--list", "--verbose", "--file=%s" % out]  # verbose: with each entry's dependencies
     try:
         if archive:
             _pipeline.run([_pipeline.Step("pg_restore", argv + [archive], env)])

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 
@@ -83,6 +84,10 @@ def check_identity(identity_file, artifact_name):
         raise ConfigError("age identity file %s does not exist" % identity_file)
     if not os.access(identity_file, os.R_OK):
         raise ConfigError("age identity file %s is not readable by this user" % identity_file)
+    mode = stat.S_IMODE(os.stat(identity_file).st_mode)
+    if mode & 0o077:  # as ssh refuses a private key others can read: it decrypts every backup
+        raise ConfigError("age identity file: permissions %04o for %s are too open; it must be readable by its owner "
+                          "only: chmod 600 %s" % (mode, identity_file, identity_file))
 
 
 def decode_steps(artifact, identity_file):
