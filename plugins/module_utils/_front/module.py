@@ -14,6 +14,7 @@ __metaclass__ = type
 
 from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, validate_config, validate_section
 from .._errors import LifeboatError
+from .._stream import scratch as _scratch
 
 CONNECTION_KEYS = (
     "login_host", "login_port", "login_user", "login_password", "login_unix_socket",
@@ -109,6 +110,7 @@ def build_config(params, profiles=None, encryption=None):
 
 def run(module, action):
     """Call ``action()`` and exit the module with its result, or one clear failure message."""
+    _scratch.sweep()  # what a killed run left in the temporary directory (decrypted archives)
     try:
         result = action()
     except LifeboatError as exc:
