@@ -9,6 +9,12 @@ the (compressed, encrypted) bytes at the end to count and hash them while
 writing the file. Memory use is one buffer, whatever the database size.
 Every exit status and stderr is checked; on any failure every process is
 killed and the error names the step that failed first.
+
+One entry point per shape, over one core (``_Pipeline``): ``run`` (output
+discarded), ``to_file`` (the hashed, fsynced file of a backup), ``to_scratch``
+and ``to_watched`` (a working copy the last step writes itself, read behind
+it by a watcher), and ``follow`` (fed from a file another pipeline is still
+writing). Programs die with the engine, even on SIGKILL (``children``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -225,12 +231,21 @@ class _Discard:
         pass
 
 
-class _HashedFile(_Discard):
-    """A new file, created once the steps run, that every byte reaches through Python: counted, hashed, fsynced."""
+class _File(_Discard):
+    """A new file (0600, never an existing one) at ``path``."""
 
     def __init__(self, path):
         self.path = path
         self.fd = None
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class _HashedFile(_File):
+    """Created once the steps run; every byte reaches it through Python: counted, hashed, fsynced."""
 
     def stdout(self):
         return subprocess.PIPE
@@ -247,14 +262,9 @@ class _HashedFile(_Discard):
         results["sink"] = Result(size, digest.hexdigest())
         procs[-1].stdout.close()
 
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
-
-class _Scratch(_HashedFile):
-    """A new file the last step writes itself, opened before it starts; ``watch`` reads it behind the writer."""
+class _Scratch(_File):
+    """Opened before the last step starts, which then writes it itself; ``watch`` reads it behind the writer."""
 
     def __init__(self, path, watch=None):
         super(_Scratch, self).__init__(path)
@@ -268,9 +278,6 @@ class _Scratch(_HashedFile):
         if not self.watch:
             return None
         return threading.Thread(target=_watch, args=(self.path, finished, self.watch, failure))
-
-    def drain(self, procs, results):
-        pass
 
     def done(self, results):
         results["sink"] = Result(os.fstat(self.fd).st_size, None)

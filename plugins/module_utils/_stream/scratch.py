@@ -72,11 +72,11 @@ def _owner_is_dead(line):
 
 def _read_marker(path):
     try:
-        fd = os.open(os.path.join(path, OWNER), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(os.path.join(path, OWNER), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "r", errors="replace") as handle:
+            return handle.read(200)
     except OSError:
-        return ""
-    with os.fdopen(fd, "r") as handle:
-        return handle.read(200)
+        return ""  # not a marker file (a directory, a fifo): not ours
 
 
 def _orphaned(path):
