@@ -54,6 +54,8 @@ ENGINE_MODULES = {
     "pipeline": "_stream.pipeline",
     "codec": "_stream.codec",
     "artifacts": "_stream.artifacts",
+    "scratch": "_stream.scratch",
+    "children": "_stream.children",
     "storage": "_store.files",
     "catalog": "_store.catalog",
     "manifest": "_store.manifest",

@@ -29,15 +29,24 @@ def python(engine, name, code):
     return step(engine, name, sys.executable, "-c", code)
 
 
+def pipe(engine, steps, sink=None, follow=None, **kwargs):
+    """The pipeline entry point for these ends: into a file, following a growing file, or neither."""
+    if follow:
+        return engine.pipeline.follow(steps, kwargs.pop("source"), follow, sink=sink, **kwargs)
+    if sink:
+        return engine.pipeline.to_file(steps, sink, **kwargs)
+    return engine.pipeline.run(steps, **kwargs)
+
+
 def failure(engine, steps, **kwargs):
     with pytest.raises(engine.pipeline.PipelineError) as caught:
-        engine.pipeline.run(steps, **kwargs)
+        pipe(engine, steps, **kwargs)
     return caught.value
 
 
 def test_source_and_sink_are_counted_and_hashed(engine, source, tmp_path):
     sink = str(tmp_path / "out.bin")
-    result = engine.pipeline.run([step(engine, "cat", "cat"), step(engine, "cat2", "cat")], source=source, sink=sink)
+    result = pipe(engine, [step(engine, "cat", "cat"), step(engine, "cat2", "cat")], source=source, sink=sink)
     digest = hashlib.sha256(DATA).hexdigest()
     assert (result["source"].bytes, result["source"].sha256) == (len(DATA), digest)
     assert (result["sink"].bytes, result["sink"].sha256) == (len(DATA), digest)
@@ -48,7 +57,7 @@ def test_source_and_sink_are_counted_and_hashed(engine, source, tmp_path):
 
 def test_a_transforming_chain(engine, source, tmp_path):
     sink = str(tmp_path / "out.zst")
-    result = engine.pipeline.run([step(engine, "zstd", "zstd", "-q", "-c", "-1")], source=source, sink=sink)
+    result = pipe(engine, [step(engine, "zstd", "zstd", "-q", "-c", "-1")], source=source, sink=sink)
     plain = subprocess.run(["zstd", "-d", "-q", "-c", sink], capture_output=True, check=True).stdout
     assert plain == DATA and result["sink"].bytes == os.path.getsize(sink) < len(DATA) + 1024
 
@@ -77,7 +86,7 @@ def test_step_killed_by_a_signal(engine, tmp_path):
 def test_early_exit_of_the_last_step(engine, source, tmp_path):
     """``head -c`` stops reading: fine when the caller said so, a failure otherwise (the data was not all read)."""
     sink = str(tmp_path / "head")
-    result = engine.pipeline.run([step(engine, "cat", "cat"), step(engine, "head", "head", "-c", "100")],
+    result = pipe(engine, [step(engine, "cat", "cat"), step(engine, "head", "head", "-c", "100")],
                                  source=source, sink=sink, early_exit_ok=True)
     assert result["sink"].bytes == 100 and result["sink"].sha256 == hashlib.sha256(DATA[:100]).hexdigest()
     error = failure(engine, [step(engine, "cat", "cat"), step(engine, "head", "head", "-c", "100")],
@@ -141,7 +150,7 @@ def test_sink_is_written_out_while_it_grows(engine, source, tmp_path, monkeypatc
     monkeypatch.setattr(engine.pipeline, "WRITEBACK", 1 << 20)
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: calls.append((offset, length, advice)))
     sink = str(tmp_path / "out.bin")
-    engine.pipeline.run([step(engine, "cat", "cat")], source=source, sink=sink)
+    pipe(engine, [step(engine, "cat", "cat")], source=source, sink=sink)
     assert len(calls) >= 2 and all(c[1] >= 1 << 20 and c[2] == os.POSIX_FADV_DONTNEED for c in calls)
     assert [c[0] for c in calls] == [sum(c[1] for c in calls[:i]) for i in range(len(calls))]  # no gaps, no overlaps
     assert sum(c[1] for c in calls) <= len(DATA) and open(sink, "rb").read() == DATA
@@ -152,7 +161,7 @@ def test_scratch_sink_is_watched_while_it_is_written(engine, tmp_path):
     writer = ("import sys, time\nfor i in range(8):\n    sys.stdout.buffer.write(bytes([i]) * 300000); sys.stdout.flush(); time.sleep(0.05)")
     seen = []
     sink = str(tmp_path / "scratch")
-    engine.pipeline.run([python(engine, "writer", writer)], sink=sink, scratch_sink=True, watch_sink=seen.append)
+    engine.pipeline.to_watched([python(engine, "writer", writer)], sink, seen.append)
     assert b"".join(seen) == open(sink, "rb").read() == b"".join(bytes([i]) * 300000 for i in range(8))
     assert len(seen) > 1
 
@@ -162,11 +171,11 @@ def test_a_file_still_being_written_is_followed_to_its_end(engine, tmp_path):
     writer = ("import sys, time\nfor i in range(8):\n    sys.stdout.buffer.write(bytes([i]) * 300000); sys.stdout.flush(); time.sleep(0.05)")
     growing, copied = str(tmp_path / "growing"), str(tmp_path / "copied")
     written = threading.Event()
-    follower = threading.Thread(target=engine.pipeline.run, args=([step(engine, "cat", "cat")],),
-                                kwargs=dict(source=growing, follow=written, sink=copied))
+    follower = threading.Thread(target=engine.pipeline.follow, args=([step(engine, "cat", "cat")], growing, written),
+                                kwargs=dict(sink=copied))
     follower.start()  # before the file exists: it waits for it
     try:
-        engine.pipeline.run([python(engine, "writer", writer)], sink=growing, scratch_sink=True)
+        engine.pipeline.to_scratch([python(engine, "writer", writer)], growing)
         assert follower.is_alive()  # the end of the file is not the end of the data until the writer says so
     finally:
         written.set()
@@ -185,7 +194,7 @@ def test_a_pipeline_stopped_from_another_thread(engine, source):
     stop = threading.Event()
     threading.Timer(0.2, stop.set).start()
     with pytest.raises(engine.pipeline.Stopped):
-        engine.pipeline.run([step(engine, "cat", "cat"), step(engine, "sleeper", "sleep", "30")], source=source, stop=stop)
+        pipe(engine, [step(engine, "cat", "cat"), step(engine, "sleeper", "sleep", "30")], source=source, stop=stop)
 
 
 def test_a_pipeline_stopped_while_its_sink_waits_for_output(engine, tmp_path):
@@ -194,7 +203,7 @@ def test_a_pipeline_stopped_while_its_sink_waits_for_output(engine, tmp_path):
     threading.Timer(0.2, stop.set).start()
     started = time.monotonic()
     with pytest.raises(engine.pipeline.Stopped):
-        engine.pipeline.run([step(engine, "silent", "sleep", "30"), step(engine, "cat", "cat")], sink=str(tmp_path / "out"),
+        pipe(engine, [step(engine, "silent", "sleep", "30"), step(engine, "cat", "cat")], sink=str(tmp_path / "out"),
                             stop=stop)
     assert time.monotonic() - started < 10
 
@@ -209,7 +218,7 @@ def test_following_where_sendfile_is_refused(engine, tmp_path, monkeypatch):
     path.write_bytes(DATA)
     done = threading.Event()
     done.set()
-    engine.pipeline.run([step(engine, "cat", "cat")], source=str(path), follow=done, sink=copied)
+    engine.pipeline.follow([step(engine, "cat", "cat")], str(path), done, sink=copied)
     assert open(copied, "rb").read() == DATA
 
 

@@ -19,7 +19,7 @@ def source(tmp_path):
 def test_scratch_sink_is_written_by_the_last_step_and_the_source_still_hashed(engine, source, tmp_path):
     sink = tmp_path / "archive"
     steps = [engine.pipeline.Step("zstd", ["zstd", "-q", "-c", "-1"]), engine.pipeline.Step("unzstd", ["zstd", "-d", "-q", "-c"])]
-    result = engine.pipeline.run(steps, source=source, sink=str(sink), scratch_sink=True)
+    result = engine.pipeline.to_scratch(steps, str(sink), source=source)
     assert sink.read_bytes() == DATA
     assert stat.S_IMODE(sink.stat().st_mode) == 0o600
     assert result["source"].sha256 == hashlib.sha256(DATA).hexdigest() and result["source"].bytes == len(DATA)
@@ -30,21 +30,21 @@ def test_scratch_sink_never_overwrites_and_a_failing_step_is_named(engine, sourc
     existing = tmp_path / "taken"
     existing.write_bytes(b"keep")
     with pytest.raises(engine.pipeline.PipelineError) as caught:
-        engine.pipeline.run([engine.pipeline.Step("cat", ["cat"])], source=source, sink=str(existing), scratch_sink=True)
+        engine.pipeline.to_scratch([engine.pipeline.Step("cat", ["cat"])], str(existing), source=source)
     assert caught.value.storage and existing.read_bytes() == b"keep"
     with pytest.raises(engine.pipeline.PipelineError) as caught:
-        engine.pipeline.run([engine.pipeline.Step("unzstd", ["zstd", "-d", "-q", "-c"])], source=source,
-                            sink=str(tmp_path / "new"), scratch_sink=True)
+        engine.pipeline.to_scratch([engine.pipeline.Step("unzstd", ["zstd", "-d", "-q", "-c"])], str(tmp_path / "new"),
+                                   source=source)
     assert caught.value.step == "unzstd"
 
 
 def test_buffered_steps_get_big_stdio_buffers_and_the_same_bytes(engine, source, tmp_path):
     assert engine.pipeline._stdbuf(), "coreutils stdbuf should work on the test machines"
     sink = tmp_path / "env.txt"
-    engine.pipeline.run([engine.pipeline.Step("env", ["env"], stdio="io")], sink=str(sink))
+    engine.pipeline.to_file([engine.pipeline.Step("env", ["env"], stdio="io")], str(sink))
     assert "_STDBUF_O=1048576" in sink.read_text() and "_STDBUF_I=1048576" in sink.read_text()
     copy = tmp_path / "copy.bin"
-    result = engine.pipeline.run([engine.pipeline.Step("cat", ["cat"], stdio="io")], source=source, sink=str(copy))
+    result = engine.pipeline.to_file([engine.pipeline.Step("cat", ["cat"], stdio="io")], str(copy), source=source)
     assert copy.read_bytes() == DATA and result["sink"].sha256 == hashlib.sha256(DATA).hexdigest()
 
 

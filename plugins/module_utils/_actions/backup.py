@@ -339,7 +339,7 @@ def _lock_error(exc, timeout):
 def _stream(partial, kind, name, steps, encryption, deadline):
     path = os.path.join(partial, name)
     try:
-        result = _pipeline.run(steps, sink=path, stop=deadline.stop)["sink"]
+        result = _pipeline.to_file(steps, path, stop=deadline.stop)["sink"]
     except _pipeline.Stopped:
         raise deadline.error()
     except _pipeline.PipelineError as exc:

@@ -18,8 +18,6 @@ __metaclass__ = type
 
 import os
 import re
-import shutil
-import tempfile
 import time
 
 from .._errors import ConfigError, LifeboatError, RestoreError
@@ -30,6 +28,7 @@ from .._store import manifest as _manifest
 from .._stream import artifacts as _artifacts
 from .._stream import codec as _codec
 from .._stream import pipeline as _pipeline
+from .._stream import scratch as _scratch
 from .operation import Operation
 
 _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
@@ -326,7 +325,8 @@ def restore_archive(the_plan, session):
         argv += ["--no-owner", "--no-privileges"]
     env = session.env(db=options.target_db)
     timings = {}
-    workdir = tempfile.mkdtemp(prefix="lifeboat-restore-", dir=options.tmp_dir)
+    scratch = _scratch.PrivateDir("restore", options.tmp_dir)  # the decrypted archive: swept if the engine is killed
+    workdir = scratch.path
     try:
         if the_plan.streamed:
             return _overlap.restore(entry, item, options, argv, env, workdir, the_plan.streamed,
@@ -354,7 +354,7 @@ def restore_archive(the_plan, session):
             _artifacts.read_through(entry, item, options.identity_file, [step])
         timings["restore_seconds"] = round(time.time() - started, 3)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        scratch.remove()
     return timings
 
 
@@ -382,7 +382,8 @@ def restore_globals(config, entry, options, session):
         spaces = set(r[0] for r in _pg.query(handle, "SELECT spcname FROM pg_tablespace"))
     finally:
         handle.close()
-    workdir = tempfile.mkdtemp(prefix="lifeboat-globals-", dir=options.tmp_dir)
+    scratch = _scratch.PrivateDir("globals", options.tmp_dir)
+    workdir = scratch.path
     try:
         plain = _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir)
         script = os.path.join(workdir, "globals.sql")
@@ -395,7 +396,7 @@ def restore_globals(config, entry, options, session):
         except _pipeline.PipelineError as exc:
             raise RestoreError("restoring globals failed: %s" % exc)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        scratch.remove()
 
 
 _QUOTED_OR_BARE = r'("(?:[^"]|"")+"|\S+)'

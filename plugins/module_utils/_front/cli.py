@@ -33,6 +33,7 @@ from .._errors import ConfigError, LifeboatError
 from .._offsite import remote as _remote
 from .._store import catalog as _catalog
 from .._store import retention as _retention
+from .._stream import scratch as _scratch
 
 
 def _size(n):
@@ -319,6 +320,7 @@ def main(argv=None):
     os.umask(0o077)
     # SIGTERM (systemd, cron's kill, timeout) unwinds like ^C: partial directories removed, failure notified.
     signal.signal(signal.SIGTERM, _terminated)
+    _scratch.sweep()  # what a killed run left in the temporary directory (decrypted archives)
     try:
         config = load_config_file(args.config)
         result, text = args.func(config, args)

@@ -23,6 +23,7 @@ from .._config.schema import (
     validate_section,
 )
 from .._errors import LifeboatError
+from .._stream import scratch as _scratch
 
 CONNECTION_KEYS = tuple(CONNECTION_FIELDS)
 
@@ -130,6 +131,7 @@ def build_config(params, profiles=None, encryption=None):
 
 def run(module, action):
     """Call ``action()`` and exit the module with its result, or one clear failure message."""
+    _scratch.sweep()  # what a killed run left in the temporary directory (decrypted archives)
     try:
         result = action()
     except LifeboatError as exc:

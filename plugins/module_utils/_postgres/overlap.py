@@ -149,9 +149,9 @@ def restore(entry, item, options, argv, env, workdir, table, abort):
     try:
         parts = _split_when_readable(archive, decrypted, table["oid"])
         if parts:
-            _run(argv, env, workdir, "pre", "pre-data", parts.pre, source=archive, follow=decrypted)
+            _run(argv, env, workdir, "pre", "pre-data", parts.pre, growing=(archive, decrypted))
             loader = _Background(lambda: _run(argv, env, workdir, "lead", "the rows of %s" % name, parts.lead,
-                                              source=archive, follow=decrypted))
+                                              growing=(archive, decrypted)))
             while not decrypted.wait(0.05):
                 if loader.failed.is_set():
                     loader.result()  # its failure is the restore's: no need to decrypt the rest first
@@ -195,11 +195,11 @@ def _split_when_readable(archive, decrypted, table_oid):
         decrypted.wait(_TOC_POLL)
 
 
-def _run(argv, env, workdir, name, what, ids, source=None, follow=None, stop=None):
+def _run(argv, env, workdir, name, what, ids, growing=None, stop=None):
     """One pg_restore over the entries ``ids`` (all of them when None).
 
-    ``source`` and ``follow``: fed from the file as it grows. ``stop``: an
-    Event that ends it early (another step failed).
+    ``growing``: (path, Event set once it is complete): fed from that file as
+    it grows. ``stop``: an Event that ends it early (another step failed).
     """
     if ids is not None:
         if not ids:
@@ -208,8 +208,11 @@ def _run(argv, env, workdir, name, what, ids, source=None, follow=None, stop=Non
         with open(path, "w") as handle:
             handle.write("".join("%d;\n" % dump_id for dump_id in ids))
         argv = argv + ["--use-list=%s" % path]
-    step = _pipeline.Step("pg_restore", argv, env, stdio="i" if source else "")
+    step = _pipeline.Step("pg_restore", argv, env, stdio="i" if growing else "")
     try:
-        _pipeline.run([step], source=source, follow=follow, early_exit_ok=bool(source), stop=stop)
+        if growing:
+            _pipeline.follow([step], growing[0], growing[1], early_exit_ok=True, stop=stop)
+        else:
+            _pipeline.run([step], stop=stop)
     except _pipeline.PipelineError as exc:
         raise RestoreError("restoring %s: %s" % (what, exc))

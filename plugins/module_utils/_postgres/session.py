@@ -5,7 +5,8 @@
 
 A password never reaches argv: psycopg2 gets it in-process and the client
 programs get a private 0600 passfile through ``PGPASSFILE`` in their own
-environment only.
+environment only; that passfile is a memfd where the OS has them
+(``_stream.scratch.SecretFile``), so not even a killed engine leaves it behind.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,10 +18,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 
 from .._config.schema import LIBPQ_ENVIRONMENT
 from .._errors import ConfigError, DatabaseError
+from .._stream.scratch import SecretFile
 
 try:
     import psycopg2
@@ -93,7 +94,7 @@ class Session:
     def __init__(self, connection, db):
         self.connection = connection
         self.db = db
-        self._tmpdir = None
+        self._secret = None
         self._passfile = connection.get("passfile")
 
     def __enter__(self):
@@ -103,9 +104,9 @@ class Session:
         self.close()
 
     def close(self):
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+        if self._secret:
+            self._secret.close()
+            self._secret = None
 
     def for_db(self, db):
         """A session on another database of the same server (shares nothing mutable)."""
@@ -122,14 +123,9 @@ class Session:
         password = self.connection.get("login_password")
         if not password:
             return self._passfile
-        if not self._tmpdir:
-            self._tmpdir = tempfile.mkdtemp(prefix="lifeboat-pg-")
-            path = os.path.join(self._tmpdir, "pgpass")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write("*:*:*:*:%s\n" % _passfile_escape(password))
-            self._passfile = path
-        return self._passfile
+        if not self._secret:
+            self._secret = SecretFile("lifeboat-pgpass", "*:*:*:*:%s\n" % _passfile_escape(password))
+        return self._secret.path
 
     def env(self, db=None):
         """Environment for pg_dump, pg_restore and psql: libpq variables, no password value."""

@@ -90,8 +90,11 @@ def decrypt_to_file(entry, item, identity_file, directory, watch=None, stop=None
     _check_size(path, item)
     target = os.path.join(directory, "archive")
     try:
-        result = _pipeline.run(_codec.decode_steps(item, identity_file), source=path, sink=target, scratch_sink=True,
-                               watch_sink=watch, stop=stop)
+        steps = _codec.decode_steps(item, identity_file)
+        if watch:
+            result = _pipeline.to_watched(steps, target, watch, source=path, stop=stop)
+        else:
+            result = _pipeline.to_scratch(steps, target, source=path, stop=stop)
     except _pipeline.Stopped:
         raise
     except _pipeline.PipelineError as exc:

@@ -17,10 +17,10 @@ import os
 import shutil
 import stat
 import subprocess
-import tempfile
 
 from .._errors import ConfigError, LifeboatError
 from .pipeline import Step
+from .scratch import SecretFile
 
 
 def tool(name):
@@ -103,29 +103,29 @@ def decode_steps(artifact, identity_file):
 class OneTimeIdentity:
     """An age key pair that lives only for one run, to read a new backup back on a host
     that holds no private key. Its public half is added as an extra recipient; the
-    identity is deleted on exit, after which that recipient stanza opens nothing.
+    identity is never written to disk (a SecretFile: memory of this process, gone with
+    it even after kill -9), after which that recipient stanza opens nothing.
 
     Yields ``(encryption settings with the extra recipient, identity file or None)``.
     """
 
     def __init__(self, encryption):
         self.encryption = encryption
-        self.tmpdir = None
+        self.secret = None
 
     def __enter__(self):
         if self.encryption["mode"] != "age":
             return self.encryption, None
-        self.tmpdir = tempfile.mkdtemp(prefix="lifeboat-verify-")
-        identity = os.path.join(self.tmpdir, "identity.txt")
         try:
-            subprocess.run([tool("age-keygen"), "-o", identity], capture_output=True, check=True)
-            public = subprocess.run([tool("age-keygen"), "-y", identity], capture_output=True, check=True, text=True).stdout.strip()
+            identity = subprocess.run([tool("age-keygen")], capture_output=True, check=True, text=True).stdout
+            public = subprocess.run([tool("age-keygen"), "-y"], input=identity, capture_output=True, check=True,
+                                    text=True).stdout.strip()
         except subprocess.CalledProcessError as exc:
-            self.__exit__()
             raise LifeboatError("age-keygen failed: %s" % exc.stderr.strip())
-        return dict(self.encryption, one_time_recipient=public), identity
+        self.secret = SecretFile("lifeboat-identity", identity)
+        return dict(self.encryption, one_time_recipient=public), self.secret.path
 
     def __exit__(self, *exc):
-        if self.tmpdir:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            self.tmpdir = None
+        if self.secret:
+            self.secret.close()
+            self.secret = None

@@ -9,6 +9,12 @@ the (compressed, encrypted) bytes at the end to count and hash them while
 writing the file. Memory use is one buffer, whatever the database size.
 Every exit status and stderr is checked; on any failure every process is
 killed and the error names the step that failed first.
+
+One entry point per shape, over one core (``_Pipeline``): ``run`` (output
+discarded), ``to_file`` (the hashed, fsynced file of a backup), ``to_scratch``
+and ``to_watched`` (a working copy the last step writes itself, read behind
+it by a watcher), and ``follow`` (fed from a file another pipeline is still
+writing). Programs die with the engine, even on SIGKILL (``children``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,6 +31,8 @@ import signal
 import subprocess
 import tempfile
 import threading
+
+from . import children as _children
 
 CHUNK = 1 << 20
 WRITEBACK = 32 << 20
@@ -160,119 +168,193 @@ def _storage_detail(exc, path):
     return "failed on %s: %s" % (path, exc.strerror or exc)
 
 
-def run(steps, source=None, sink=None, early_exit_ok=False, scratch_sink=False, watch_sink=None, follow=None, stop=None):
-    """Run ``steps`` joined by pipes.
+def run(steps, source=None, early_exit_ok=False, stop=None):
+    """Run ``steps`` joined by pipes; the last one's output is discarded (it writes where its arguments say).
 
     ``source``: a file fed (and hashed) into the first step's stdin.
-    ``follow``: with ``source``, an Event: the file is still being written (by
-    another pipeline, which sets the event when done); it is fed as it grows,
-    until the event is set and its end is reached, and not hashed.
-    ``sink``: a new file (created 0600, fsynced) receiving the last step's stdout.
-    ``scratch_sink``: the sink is a working copy removed after use (a decrypted
-    archive for pg_restore): the last step writes it directly, without passing
-    every byte through Python, and it is neither hashed nor fsynced.
-    ``watch_sink``: with ``scratch_sink``, a function given the sink's bytes,
-    in order, while the last step is still writing them (a thread reads the
-    file behind the writer, so the work overlaps with decoding).
     ``early_exit_ok``: the last step may stop reading once it has what it
     needs (``pg_restore --list``); the steps it leaves behind are not failures.
     ``stop``: an Event another thread may set to end the pipeline: its steps
     are killed and Stopped is raised.
-    Returns ``{"source": Result, "sink": Result}`` for the ends that were given.
-    Raises PipelineError naming the step that failed.
+    Returns ``{"source": Result}`` when there is a source, and with a sink
+    (the entry points below) ``"sink"`` too. Raises PipelineError naming the step that failed.
     """
-    procs = []
-    errs = []
-    results = {}
-    failure = []
-    feeder = None
-    watcher = None
-    stopper = None
-    finished = threading.Event()
-    sink_fd = None
-    try:
-        if sink and scratch_sink:
-            sink_fd = _open_sink(sink)
-            if watch_sink:
-                watcher = threading.Thread(target=_watch, args=(sink, finished, watch_sink, failure))
-                watcher.start()
-        prev = subprocess.PIPE if source else subprocess.DEVNULL
-        for index, step in enumerate(steps):
-            last = index == len(steps) - 1
-            err = tempfile.TemporaryFile()
-            errs.append(err)
-            if not last:
-                out = subprocess.PIPE
-            elif sink:
-                out = sink_fd if scratch_sink else subprocess.PIPE
-            else:
-                out = subprocess.DEVNULL
-            try:
-                proc = subprocess.Popen(
-                    _argv(step),
-                    stdin=prev,
-                    stdout=out,
-                    stderr=err,
-                    env=step.env,
-                    close_fds=True,
-                    umask=0o077,
-                )
-            except OSError as exc:
-                raise PipelineError(step.name, "could not be started: %s" % (exc.strerror or exc))
-            if procs and procs[-1].stdout:
-                procs[-1].stdout.close()  # only the child holds it now, so SIGPIPE reaches the writer
-            procs.append(proc)
+    return _Pipeline(steps, _hashed_source(source), _Discard(), early_exit_ok, stop).run()
+
+
+def to_file(steps, sink, source=None, early_exit_ok=False, stop=None):
+    """``run``, the last step's output going to ``sink``: a new file (0600), counted, hashed and fsynced."""
+    return _Pipeline(steps, _hashed_source(source), _HashedFile(sink), early_exit_ok, stop).run()
+
+
+def to_scratch(steps, sink, source=None, stop=None):
+    """``run`` into a working copy removed after use (a decrypted archive for pg_restore): the last step writes it
+    directly, without passing every byte through Python, and it is neither hashed nor fsynced."""
+    return _Pipeline(steps, _hashed_source(source), _Scratch(sink), False, stop).run()
+
+
+def to_watched(steps, sink, watch, source=None, stop=None):
+    """``to_scratch``, and ``watch`` is given the sink's bytes, in order, while the last step is still writing them
+    (a thread reads the file behind the writer, so the work overlaps with decoding)."""
+    return _Pipeline(steps, _hashed_source(source), _Scratch(sink, watch), False, stop).run()
+
+
+def follow(steps, source, written, sink=None, early_exit_ok=False, stop=None):
+    """``run`` (or ``to_file`` with a ``sink``) fed from ``source`` while another pipeline still writes it: it is
+    fed as it grows, until the Event ``written`` is set and its end is reached, and not hashed."""
+    return _Pipeline(steps, _growing_source(source, written), _HashedFile(sink) if sink else _Discard(), early_exit_ok,
+                     stop).run()
+
+
+def _hashed_source(path):
+    """What feeds the first step: a function of (its stdin, the results, the failures), run in a thread; or None."""
+    if not path:
+        return None
+    return lambda pipe, results, failure: _feed(path, pipe, results, failure)
+
+
+def _growing_source(path, written):
+    return lambda pipe, results, failure: _follow(path, pipe, written, failure)
+
+
+class _Discard:
+    """Where the last step's output goes, and what becomes of it. This one: nowhere."""
+
+    def stdout(self):
+        return subprocess.DEVNULL
+
+    def watcher(self, finished, failure):
+        return None  # a thread reading the sink while it is written
+
+    def drain(self, procs, results):
+        pass  # the main thread's work while the steps run
+
+    def done(self, results):
+        pass
+
+    def close(self):
+        pass
+
+
+class _File(_Discard):
+    """A new file (0600, never an existing one) at ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = None
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class _HashedFile(_File):
+    """Created once the steps run; every byte reaches it through Python: counted, hashed, fsynced."""
+
+    def stdout(self):
+        return subprocess.PIPE
+
+    def drain(self, procs, results):
+        try:
+            self.fd = _open_sink(self.path)
+            digest = hashlib.sha256()
+            size = _copy(procs[-1].stdout.fileno(), self.fd, digest, durable=True)
+            os.fsync(self.fd)
+        except OSError as exc:
+            _kill(procs)
+            raise PipelineError("writing", _storage_detail(exc, self.path), storage=True)
+        results["sink"] = Result(size, digest.hexdigest())
+        procs[-1].stdout.close()
+
+
+class _Scratch(_File):
+    """Opened before the last step starts, which then writes it itself; ``watch`` reads it behind the writer."""
+
+    def __init__(self, path, watch=None):
+        super(_Scratch, self).__init__(path)
+        self.watch = watch
+
+    def stdout(self):
+        self.fd = _open_sink(self.path)
+        return self.fd
+
+    def watcher(self, finished, failure):
+        if not self.watch:
+            return None
+        return threading.Thread(target=_watch, args=(self.path, finished, self.watch, failure))
+
+    def done(self, results):
+        results["sink"] = Result(os.fstat(self.fd).st_size, None)
+
+
+class _Pipeline:
+    """The one core under the entry points: ``feed`` writes the first stdin (in a thread), ``tail`` takes the last stdout."""
+
+    def __init__(self, steps, feed, tail, early_exit_ok, stop):
+        self.steps, self.feed, self.tail = steps, feed, tail
+        self.early_exit_ok, self.stop = early_exit_ok, stop
+        self.procs, self.errs, self.threads = [], [], []
+        self.results, self.failure = {}, []
+        self.finished = threading.Event()
+
+    def run(self):
+        try:
+            self._start_steps(self.tail.stdout())
+            self.tail.drain(self.procs, self.results)
+            _wait(self.procs, self.stop)
+            _join(self.finished, *self.threads)
+            _check(self.steps, self.procs, self.errs, self.failure, self.early_exit_ok)
+            self.tail.done(self.results)
+            return self.results
+        except BaseException:
+            _kill(self.procs)
+            _join(self.finished, *self.threads)
+            raise
+        finally:
+            self.tail.close()
+            for proc in self.procs:
+                if proc.stdout and not proc.stdout.closed:
+                    proc.stdout.close()
+            for err in self.errs:
+                err.close()
+
+    def _start_steps(self, last_stdout):
+        self._thread(self.tail.watcher(self.finished, self.failure))
+        stdin = subprocess.PIPE if self.feed else subprocess.DEVNULL
+        for index, step in enumerate(self.steps):
+            proc = self._start(step, stdin, last_stdout if index == len(self.steps) - 1 else subprocess.PIPE)
             if proc.stdout:
                 _widen(proc.stdout.fileno())
-                prev = proc.stdout
+                stdin = proc.stdout
+        if self.feed:
+            _widen(self.procs[0].stdin.fileno())
+            self._thread(threading.Thread(target=self.feed, args=(self.procs[0].stdin, self.results, self.failure)))
+        if self.stop is not None:
+            self._thread(threading.Thread(target=_stop_on, args=(self.stop, self.finished, self.procs)))
 
-        if source:
-            _widen(procs[0].stdin.fileno())
-            if follow:
-                feeder = threading.Thread(target=_follow, args=(source, procs[0].stdin, follow, failure))
-            else:
-                feeder = threading.Thread(target=_feed, args=(source, procs[0].stdin, results, failure))
-            feeder.start()
+    def _start(self, step, stdin, stdout):
+        err = tempfile.TemporaryFile()
+        self.errs.append(err)
+        try:
+            proc = _children.start(_argv(step), stdin=stdin, stdout=stdout, stderr=err, env=step.env, close_fds=True,
+                                   umask=0o077)
+        except OSError as exc:
+            raise PipelineError(step.name, "could not be started: %s" % (exc.strerror or exc))
+        if self.procs and self.procs[-1].stdout:
+            self.procs[-1].stdout.close()  # only the child holds it now, so SIGPIPE reaches the writer
+        self.procs.append(proc)
+        return proc
 
-        if stop is not None:
-            stopper = threading.Thread(target=_stop_on, args=(stop, finished, procs))
-            stopper.start()
-
-        if sink and not scratch_sink:
-            try:
-                sink_fd = _open_sink(sink)
-                digest = hashlib.sha256()
-                size = _copy(procs[-1].stdout.fileno(), sink_fd, digest, durable=True)
-                os.fsync(sink_fd)
-            except OSError as exc:
-                _kill(procs)
-                raise PipelineError("writing", _storage_detail(exc, sink), storage=True)
-            results["sink"] = Result(size, digest.hexdigest())
-            procs[-1].stdout.close()
-
-        _wait(procs, stop)
-        _join(finished, feeder, watcher, stopper)
-        _check(steps, procs, errs, failure, early_exit_ok)
-        if sink and scratch_sink:
-            results["sink"] = Result(os.fstat(sink_fd).st_size, None)
-        return results
-    except BaseException:
-        _kill(procs)
-        _join(finished, feeder, watcher, stopper)
-        raise
-    finally:
-        if sink_fd is not None:
-            os.close(sink_fd)
-        for proc in procs:
-            if proc.stdout and not proc.stdout.closed:
-                proc.stdout.close()
-        for err in errs:
-            err.close()
+    def _thread(self, thread):
+        if thread:
+            self.threads.append(thread)
+            thread.start()
 
 
 def _wait(procs, stop):
     for proc in procs:
-        proc.wait()
+        _children.wait(proc)
     if stop is not None and stop.is_set():
         raise Stopped()
 
@@ -381,15 +463,12 @@ def _follow(path, pipe, finished, failure):
 
 
 def _kill(procs):
+    """Kill every step, and what each one started, then reap them."""
     for proc in procs:
-        if proc.poll() is None:
-            try:
-                proc.kill()
-            except OSError:
-                pass
+        _children.kill(proc)
     for proc in procs:
         try:
-            proc.wait()
+            _children.wait(proc)
         except OSError:
             pass
 
