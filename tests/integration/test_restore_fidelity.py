@@ -134,3 +134,43 @@ def test_a_partitioned_parent_means_its_partitions(engine, pg, config, full_back
     result = restore(engine, config, full_backup, "inner parent", identity_file=age_key[0],
                      tables=["readings_2024", "public.readings_2024_low"])
     assert [t["table"] for t in result["tables"]] == LEAVES[1:]
+
+
+def database_level(pg, db):
+    """Settings (the database's and a role's in it), grants and comment of database ``db``."""
+    literal = "'%s'" % db.replace("'", "''")
+    return pg.psql(
+        "SELECT coalesce(r.rolname, '*') || ': ' || array_to_string(s.setconfig, ', ') FROM pg_db_role_setting s "
+        "JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole "
+        "WHERE d.datname = %s ORDER BY 1; "
+        "SELECT array_to_string(ARRAY(SELECT a::text FROM unnest(datacl) a WHERE a::text NOT LIKE 'postgres=%%' ORDER BY 1), ' ') "
+        "FROM pg_database WHERE datname = %s; "
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s" % (literal, literal, literal)
+    ).strip().splitlines()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_new_database_carries_the_settings_grants_and_comment_of_the_source(engine, pg, config, full_backup, fidelity,
+                                                                              age_key, jobs):
+    source = database_level(pg, fidelity)
+    assert source == ['*: work_mem=7MB, search_path=public, "odd schema"', "lb fid reader: statement_timeout=5s",
+                      '"lb fid reader"=Tc/postgres =T/postgres',  # PUBLIC keeps TEMPORARY, lost CONNECT
+                      "orders of DATABASE %s, with a quote's worth" % fidelity]
+    target = "Fidelity copy \"%d\" ü" % jobs
+    the_plan = engine.restore.plan(config, full_backup, engine.restore.Options(target, jobs=jobs, identity_file=age_key[0]))
+    assert the_plan.summary()["database_properties"] == "from the archive: settings (ALTER DATABASE/ROLE ... SET), comment, grants"
+    result = restore(engine, config, full_backup, target, jobs=jobs, identity_file=age_key[0])
+    assert result["database_properties_applied"] == ["COMMENT", "ACL", "DATABASE PROPERTIES"]
+    assert database_level(pg, target) == source
+    assert rows(pg, target, "SELECT count(*) FROM orders") == "200"
+
+
+def test_no_owner_leaves_out_the_database_grants_and_an_existing_database_keeps_its_own(engine, pg, config, full_backup,
+                                                                                         fidelity, age_key):
+    result = restore(engine, config, full_backup, "fidelity no owner", no_owner=True, identity_file=age_key[0])
+    assert result["database_properties_applied"] == ["COMMENT", "DATABASE PROPERTIES"]
+    assert database_level(pg, "fidelity no owner")[2] == ""
+    pg.psql("CREATE DATABASE fidelity_existing")
+    result = restore(engine, config, full_backup, "fidelity_existing", create=False, identity_file=age_key[0])
+    assert result["database_properties"] == "kept as the target has them" and result["database_properties_applied"] == []
+    assert database_level(pg, "fidelity_existing") == []  # no settings, default grants, no comment

@@ -23,6 +23,7 @@ import tempfile
 import time
 
 from .._errors import ConfigError, LifeboatError, RestoreError
+from .._postgres import database_level as _database_level
 from .._postgres import overlap as _overlap
 from .._postgres import restore_list as _toc
 from .._postgres import session as _pg
@@ -39,7 +40,7 @@ class Options:
     """What the operator asked for; validated against the backup by ``plan``."""
 
     def __init__(self, target_db, create=True, clean=False, tables=(), jobs=1, globals=False,
-                 no_owner=False, identity_file=None, tmp_dir=None, allow_system_target=False):
+                 no_owner=False, identity_file=None, tmp_dir=None, allow_system_target=False, database_properties=True):
         self.target_db = target_db
         self.create = create
         self.clean = clean
@@ -50,6 +51,7 @@ class Options:
         self.identity_file = identity_file
         self.tmp_dir = tmp_dir
         self.allow_system_target = allow_system_target  # a template or the maintenance database as the target
+        self.database_properties = database_properties  # into a new database: its settings, grants and comment
 
 
 def _artifact(entry, kind):
@@ -140,6 +142,8 @@ class Plan:
         self.partial = bool(tables) or _toc.is_partial(entry.manifest)  # some rows are missing: no foreign keys
         self.restored = tables or entry.manifest["tables"]
         self.streamed = _streamed_table(entry.manifest, options, tables)
+        # An existing database keeps its own; a new one gets the source's, as pg_restore --create would.
+        self.database_properties = options.create and options.database_properties
 
     @property
     def method(self):
@@ -166,6 +170,9 @@ class Plan:
             "globals": bool(options.globals),
             "method": self.method,
             "foreign_keys": "skipped (partial data)" if self.partial else "restored",
+            "database_properties": (
+                "from the archive: settings (ALTER DATABASE/ROLE ... SET), comment%s" % ("" if options.no_owner else ", grants")
+                if self.database_properties else "kept as the target has them"),
             "tables": [{"table": _manifest.table_key(t), "rows": t["rows"]} for t in self.restored],
             "rows": sum(t["rows"] for t in self.restored),
             "bytes": sum(a["bytes"] for a in manifest["artifacts"]),
@@ -266,10 +273,11 @@ def restore(config, entry, options, via="module"):
                 # A failed or interrupted restore into a new database leaves no half-restored database behind.
                 op.undo(lambda: drop_database(session, options.target_db))
             timings.update(restore_archive(the_plan, session))
+            applied = apply_database_properties(the_plan, session) if the_plan.database_properties else []
     finally:
         session.close()
     timings["total_seconds"] = op.duration
-    return dict(the_plan.summary(), changed=True, timings=timings, warnings=op.warnings)
+    return dict(the_plan.summary(), changed=True, timings=timings, warnings=op.warnings, database_properties_applied=applied)
 
 
 def _timed(action):
@@ -356,6 +364,31 @@ def restore_archive(the_plan, session):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return timings
+
+
+def apply_database_properties(the_plan, session):
+    """The source database's settings, grants and comment, renamed to the target (``_database_level``); returns
+    the names of the archive entries applied."""
+    entry, options = the_plan.entry, the_plan.options
+    item = _artifact(entry, "database")[0]
+    env = session.env(db=options.target_db)
+    workdir = tempfile.mkdtemp(prefix="lifeboat-restore-", dir=options.tmp_dir)
+    try:
+        listing = _artifacts.listing(entry, item, options.identity_file, the_plan.pg_restore, workdir, env)
+        lines = _database_level.entries(listing, privileges=not options.no_owner)
+        if not lines:
+            return []
+        script = _artifacts.listing(entry, item, options.identity_file, the_plan.pg_restore, workdir, env,
+                                    use_list=_write_list(workdir, lines))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    handle = session.connect(db=options.target_db)
+    try:
+        for statement in _database_level.statements(script):
+            _pg.query(handle, _database_level.renamed(statement, entry.manifest["database"], options.target_db))
+    finally:
+        handle.close()
+    return _database_level.names(lines)
 
 
 def _streamed_table(manifest, options, tables):
