@@ -413,14 +413,17 @@ def restore_globals(config, entry, options, session):
     try:
         roles = set(r[0] for r in _pg.query(handle, "SELECT rolname FROM pg_roles"))
         spaces = set(r[0] for r in _pg.query(handle, "SELECT spcname FROM pg_tablespace"))
+        logging = _statement_logging(handle)
     finally:
         handle.close()
     workdir = tempfile.mkdtemp(prefix="lifeboat-globals-", dir=options.tmp_dir)
     try:
         plain = _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir)
         script = os.path.join(workdir, "globals.sql")
-        with open(plain, "r", encoding="utf-8") as source, open(script, "w", encoding="utf-8") as target:
-            target.write(filter_globals(source.read(), roles, spaces))
+        with open(plain, "r", encoding="utf-8") as source:
+            text = filter_globals(source.read(), roles, spaces)
+        with open(script, "w", encoding="utf-8") as target:
+            target.write(_quiet(text, logging, entry, session.connection) + text)
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password",
                 "--dbname=" + _pg.dbname_arg(session.connection["maintenance_db"]), "--file=%s" % script]
         try:
@@ -429,6 +432,44 @@ def restore_globals(config, entry, options, session):
             raise RestoreError("restoring globals failed: %s" % exc)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# Settings that make the server write a statement's text to its log; only a superuser may change them for a session.
+_LOGGING = (("log_statement", "none", 80000), ("log_min_duration_statement", "-1", 80000),
+            ("log_min_duration_sample", "-1", 130000), ("log_transaction_sample_rate", "0", 120000),
+            ("log_min_error_statement", "panic", 80000))
+_PASSWORD = re.compile(r"\bPASSWORD '")
+
+
+def _statement_logging(handle):
+    """(superuser, server version, the logging settings that would log a role's password)."""
+    info = _pg.server_info(handle)
+    version = int(_pg.query(handle, "SHOW server_version_num")[0][0])
+    active = []
+    for name, off, _since in _LOGGING[:2]:  # the two every supported server has
+        value = _pg.query(handle, "SHOW %s" % name)[0][0]
+        if value != off:
+            active.append("%s = %s" % (name, value))
+    return info["superuser"], version, active
+
+
+def _quiet(text, logging, entry, connection):
+    """SET statements that keep role passwords (SCRAM verifiers) out of the server log for the globals session.
+
+    A superuser turns statement logging off for its session. Anyone else cannot: when the server would log the
+    statements (log_statement, log_min_duration_statement), the restore is refused before anything is sent."""
+    superuser, version, active = logging
+    if not _PASSWORD.search(text):
+        return ""
+    if superuser:
+        return "".join("SET %s = %s;\n" % (name, _quote_literal(off)) for name, off, since in _LOGGING if version >= since)
+    if active:
+        raise RestoreError(
+            "the globals of backup %s hold role passwords, and this server logs statements (%s): %s is not a superuser, "
+            "so it cannot turn that off for its session and the passwords would be written to the server log; restore "
+            "globals as a superuser, or on a server with log_statement = none and log_min_duration_statement = -1"
+            % (entry.id, ", ".join(active), connection.get("login_user") or "this user"))
+    return ""
 
 
 _QUOTED_OR_BARE = r'("(?:[^"]|"")+"|\S+)'
