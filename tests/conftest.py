@@ -51,6 +51,7 @@ ENGINE_MODULES = {
     "toc": "_postgres.restore_list",
     "offsets": "_postgres.archive_toc",
     "overlap": "_postgres.overlap",
+    "database_level": "_postgres.database_level",
     "pipeline": "_stream.pipeline",
     "codec": "_stream.codec",
     "artifacts": "_stream.artifacts",

@@ -6,10 +6,14 @@ a partitioned parent two levels deep, and database-level settings, grants and a 
 """
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
+
+from scripts import pgcluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 READER = "lb fid reader"
@@ -134,3 +138,95 @@ def test_a_partitioned_parent_means_its_partitions(engine, pg, config, full_back
     result = restore(engine, config, full_backup, "inner parent", identity_file=age_key[0],
                      tables=["readings_2024", "public.readings_2024_low"])
     assert [t["table"] for t in result["tables"]] == LEAVES[1:]
+
+
+def database_level(pg, db):
+    """Settings (the database's and a role's in it), grants and comment of database ``db``."""
+    literal = "'%s'" % db.replace("'", "''")
+    return pg.psql(
+        "SELECT coalesce(r.rolname, '*') || ': ' || array_to_string(s.setconfig, ', ') FROM pg_db_role_setting s "
+        "JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole "
+        "WHERE d.datname = %s ORDER BY 1; "
+        "SELECT array_to_string(ARRAY(SELECT a::text FROM unnest(datacl) a WHERE a::text NOT LIKE 'postgres=%%' ORDER BY 1), ' ') "
+        "FROM pg_database WHERE datname = %s; "
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s" % (literal, literal, literal)
+    ).strip().splitlines()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_new_database_carries_the_settings_grants_and_comment_of_the_source(engine, pg, config, full_backup, fidelity,
+                                                                              age_key, jobs):
+    source = database_level(pg, fidelity)
+    assert source == ['*: work_mem=7MB, search_path=public, "odd schema"', "lb fid reader: statement_timeout=5s",
+                      '"lb fid reader"=Tc/postgres =T/postgres',  # PUBLIC keeps TEMPORARY, lost CONNECT
+                      "orders of DATABASE %s, with a quote's worth" % fidelity]
+    target = "Fidelity copy \"%d\" ü" % jobs
+    the_plan = engine.restore.plan(config, full_backup, engine.restore.Options(target, jobs=jobs, identity_file=age_key[0]))
+    assert the_plan.summary()["database_properties"] == "from the archive: settings (ALTER DATABASE/ROLE ... SET), comment, grants"
+    result = restore(engine, config, full_backup, target, jobs=jobs, identity_file=age_key[0])
+    assert result["database_properties_applied"] == ["COMMENT", "ACL", "DATABASE PROPERTIES"]
+    assert database_level(pg, target) == source
+    assert rows(pg, target, "SELECT count(*) FROM orders") == "200"
+
+
+def test_no_owner_leaves_out_the_database_grants_and_an_existing_database_keeps_its_own(engine, pg, config, full_backup,
+                                                                                         fidelity, age_key):
+    result = restore(engine, config, full_backup, "fidelity no owner", no_owner=True, identity_file=age_key[0])
+    assert result["database_properties_applied"] == ["COMMENT", "DATABASE PROPERTIES"]
+    assert database_level(pg, "fidelity no owner")[2] == ""
+    pg.psql("CREATE DATABASE fidelity_existing")
+    result = restore(engine, config, full_backup, "fidelity_existing", create=False, identity_file=age_key[0])
+    assert result["database_properties"] == "kept as the target has them" and result["database_properties_applied"] == []
+    assert database_level(pg, "fidelity_existing") == []  # no settings, default grants, no comment
+
+
+@pytest.fixture(scope="module")
+def logging_cluster():
+    """A cluster of this module's own that logs every statement (never the shared session cluster's settings)."""
+    cluster = pgcluster.create()
+    cluster.psql("ALTER SYSTEM SET log_statement = 'all'")
+    cluster.psql("SELECT pg_reload_conf()")
+    yield cluster
+    cluster.destroy()
+
+
+def test_globals_restore_keeps_role_passwords_out_of_a_server_log_that_logs_every_statement(
+        engine, pg, config, make_config, fidelity, age_key, logging_cluster):
+    role = "lb fid secret %s" % uuid.uuid4().hex[:6]
+    pg.psql("CREATE ROLE %s LOGIN PASSWORD 'swordfish-%s'" % (quote(role), uuid.uuid4().hex))
+    backup = engine.dump.backup(config, "full", via="test")
+    verifier = [line for line in engine.restore.filter_globals(_globals_text(engine, backup, age_key), set(), set()).splitlines()
+                if role in line and "SCRAM-SHA-256$" in line]
+    assert verifier, "the backup's globals hold the role's SCRAM verifier"
+    secret = verifier[0].split("'")[-2]
+
+    target_config = make_config({"full": {"db": fidelity}}, connection=logging_cluster.connection())
+    entry = engine.catalog.resolve(path=backup["path"])
+    restore(engine, target_config, entry, "with globals", globals=True, identity_file=age_key[0])
+    assert logging_cluster.psql("SELECT rolpassword FROM pg_authid WHERE rolname = '%s'" % role).strip() == secret
+    log = open(logging_cluster.info["log"], encoding="utf-8").read()
+    assert 'statement: CREATE DATABASE "with globals"' in log  # statements are logged here ...
+    assert secret not in log and "SCRAM-SHA-256$" not in log  # ... but not the passwords
+
+    # Who cannot turn statement logging off is refused before anything is sent.
+    restorer = "lb fid restorer"
+    logging_cluster.psql("CREATE ROLE %s LOGIN CREATEROLE CREATEDB PASSWORD 'restorer-pw'" % quote(restorer))
+    logging_cluster.psql("DROP ROLE %s" % quote(role))
+    weak = make_config({"full": {"db": fidelity}}, connection=logging_cluster.connection(login_user=restorer, login_password="restorer-pw"))
+    refused = pytest.raises(engine.errors.RestoreError, restore, engine, weak, entry, "globals refused", globals=True,
+                            identity_file=age_key[0])
+    assert "hold role passwords, and this server logs statements (log_statement = all)" in str(refused.value)
+    assert "lb fid restorer is not a superuser" in str(refused.value)
+    assert logging_cluster.psql("SELECT count(*) FROM pg_roles WHERE rolname = '%s'" % role).strip() == "0"
+    log = open(logging_cluster.info["log"], encoding="utf-8").read()
+    assert secret not in log and "SCRAM-SHA-256$" not in log
+
+
+def _globals_text(engine, backup, age_key):
+    entry = engine.catalog.resolve(path=backup["path"])
+    item = engine.manifest.artifact(entry.manifest, "globals")
+    directory = tempfile.mkdtemp()
+    try:
+        return open(engine.artifacts.decrypt_to_file(entry, item, age_key[0], directory), encoding="utf-8").read()
+    finally:
+        shutil.rmtree(directory)

@@ -21,6 +21,7 @@ import re
 import time
 
 from .._errors import ConfigError, LifeboatError, RestoreError
+from .._postgres import database_level as _database_level
 from .._postgres import overlap as _overlap
 from .._postgres import restore_list as _toc
 from .._postgres import session as _pg
@@ -38,7 +39,7 @@ class Options:
     """What the operator asked for; validated against the backup by ``plan``."""
 
     def __init__(self, target_db, create=True, clean=False, tables=(), jobs=1, globals=False,
-                 no_owner=False, identity_file=None, tmp_dir=None, allow_system_target=False):
+                 no_owner=False, identity_file=None, tmp_dir=None, allow_system_target=False, database_properties=True):
         self.target_db = target_db
         self.create = create
         self.clean = clean
@@ -49,6 +50,7 @@ class Options:
         self.identity_file = identity_file
         self.tmp_dir = tmp_dir
         self.allow_system_target = allow_system_target  # a template or the maintenance database as the target
+        self.database_properties = database_properties  # into a new database: its settings, grants and comment
 
 
 def _artifact(entry, kind):
@@ -139,6 +141,8 @@ class Plan:
         self.partial = bool(tables) or _toc.is_partial(entry.manifest)  # some rows are missing: no foreign keys
         self.restored = tables or entry.manifest["tables"]
         self.streamed = _streamed_table(entry.manifest, options, tables)
+        # An existing database keeps its own; a new one gets the source's, as pg_restore --create would.
+        self.database_properties = options.create and options.database_properties
 
     @property
     def method(self):
@@ -165,6 +169,9 @@ class Plan:
             "globals": bool(options.globals),
             "method": self.method,
             "foreign_keys": "skipped (partial data)" if self.partial else "restored",
+            "database_properties": (
+                "from the archive: settings (ALTER DATABASE/ROLE ... SET), comment%s" % ("" if options.no_owner else ", grants")
+                if self.database_properties else "kept as the target has them"),
             "tables": [{"table": _manifest.table_key(t), "rows": t["rows"]} for t in self.restored],
             "rows": sum(t["rows"] for t in self.restored),
             "bytes": sum(a["bytes"] for a in manifest["artifacts"]),
@@ -265,10 +272,11 @@ def restore(config, entry, options, via="module"):
                 # A failed or interrupted restore into a new database leaves no half-restored database behind.
                 op.undo(lambda: drop_database(session, options.target_db))
             timings.update(restore_archive(the_plan, session))
+            applied = apply_database_properties(the_plan, session) if the_plan.database_properties else []
     finally:
         session.close()
     timings["total_seconds"] = op.duration
-    return dict(the_plan.summary(), changed=True, timings=timings, warnings=op.warnings)
+    return dict(the_plan.summary(), changed=True, timings=timings, warnings=op.warnings, database_properties_applied=applied)
 
 
 def _timed(action):
@@ -358,6 +366,31 @@ def restore_archive(the_plan, session):
     return timings
 
 
+def apply_database_properties(the_plan, session):
+    """The source database's settings, grants and comment, renamed to the target (``_database_level``); returns
+    the names of the archive entries applied."""
+    entry, options = the_plan.entry, the_plan.options
+    item = _artifact(entry, "database")[0]
+    env = session.env(db=options.target_db)
+    workdir = tempfile.mkdtemp(prefix="lifeboat-restore-", dir=options.tmp_dir)
+    try:
+        listing = _artifacts.listing(entry, item, options.identity_file, the_plan.pg_restore, workdir, env)
+        lines = _database_level.entries(listing, privileges=not options.no_owner)
+        if not lines:
+            return []
+        script = _artifacts.listing(entry, item, options.identity_file, the_plan.pg_restore, workdir, env,
+                                    use_list=_write_list(workdir, lines))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    handle = session.connect(db=options.target_db)
+    try:
+        for statement in _database_level.statements(script):
+            _pg.query(handle, _database_level.renamed(statement, entry.manifest["database"], options.target_db))
+    finally:
+        handle.close()
+    return _database_level.names(lines)
+
+
 def _streamed_table(manifest, options, tables):
     """The table a parallel restore of a whole backup into a new database loads while decrypting (``_overlap``)."""
     if options.create and not tables and not _toc.is_partial(manifest):
@@ -380,6 +413,7 @@ def restore_globals(config, entry, options, session):
     try:
         roles = set(r[0] for r in _pg.query(handle, "SELECT rolname FROM pg_roles"))
         spaces = set(r[0] for r in _pg.query(handle, "SELECT spcname FROM pg_tablespace"))
+        logging = _statement_logging(handle)
     finally:
         handle.close()
     scratch = _scratch.PrivateDir("globals", options.tmp_dir)
@@ -387,8 +421,10 @@ def restore_globals(config, entry, options, session):
     try:
         plain = _artifacts.decrypt_to_file(entry, item, options.identity_file, workdir)
         script = os.path.join(workdir, "globals.sql")
-        with open(plain, "r", encoding="utf-8") as source, open(script, "w", encoding="utf-8") as target:
-            target.write(filter_globals(source.read(), roles, spaces))
+        with open(plain, "r", encoding="utf-8") as source:
+            text = filter_globals(source.read(), roles, spaces)
+        with open(script, "w", encoding="utf-8") as target:
+            target.write(_quiet(text, logging, entry, session.connection) + text)
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password",
                 "--dbname=" + _pg.dbname_arg(session.connection["maintenance_db"]), "--file=%s" % script]
         try:
@@ -397,6 +433,44 @@ def restore_globals(config, entry, options, session):
             raise RestoreError("restoring globals failed: %s" % exc)
     finally:
         scratch.remove()
+
+
+# Settings that make the server write a statement's text to its log; only a superuser may change them for a session.
+_LOGGING = (("log_statement", "none", 80000), ("log_min_duration_statement", "-1", 80000),
+            ("log_min_duration_sample", "-1", 130000), ("log_transaction_sample_rate", "0", 120000),
+            ("log_min_error_statement", "panic", 80000))
+_PASSWORD = re.compile(r"\bPASSWORD '")
+
+
+def _statement_logging(handle):
+    """(superuser, server version, the logging settings that would log a role's password)."""
+    info = _pg.server_info(handle)
+    version = int(_pg.query(handle, "SHOW server_version_num")[0][0])
+    active = []
+    for name, off, _since in _LOGGING[:2]:  # the two every supported server has
+        value = _pg.query(handle, "SHOW %s" % name)[0][0]
+        if value != off:
+            active.append("%s = %s" % (name, value))
+    return info["superuser"], version, active
+
+
+def _quiet(text, logging, entry, connection):
+    """SET statements that keep role passwords (SCRAM verifiers) out of the server log for the globals session.
+
+    A superuser turns statement logging off for its session. Anyone else cannot: when the server would log the
+    statements (log_statement, log_min_duration_statement), the restore is refused before anything is sent."""
+    superuser, version, active = logging
+    if not _PASSWORD.search(text):
+        return ""
+    if superuser:
+        return "".join("SET %s = %s;\n" % (name, _quote_literal(off)) for name, off, since in _LOGGING if version >= since)
+    if active:
+        raise RestoreError(
+            "the globals of backup %s hold role passwords, and this server logs statements (%s): %s is not a superuser, "
+            "so it cannot turn that off for its session and the passwords would be written to the server log; restore "
+            "globals as a superuser, or on a server with log_statement = none and log_min_duration_statement = -1"
+            % (entry.id, ", ".join(active), connection.get("login_user") or "this user"))
+    return ""
 
 
 _QUOTED_OR_BARE = r'("(?:[^"]|"")+"|\S+)'

@@ -90,7 +90,7 @@ def _restore_check(config, entry, identity_file, connection):
     """Restore into a scratch database through the restore's own plan, compare with the manifest, always drop it."""
     manifest = entry.manifest
     scratch = _scratch_name(manifest["profile"])
-    options = _restore.Options(scratch, create=True, no_owner=True, identity_file=identity_file)
+    options = _restore.Options(scratch, create=True, no_owner=True, identity_file=identity_file, database_properties=False)
     the_plan = _restore.plan(config, entry, options, connection=connection)
     session = _pg.Session(connection, scratch)
     try:

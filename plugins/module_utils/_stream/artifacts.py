@@ -113,14 +113,17 @@ def decrypt_archive(entry, item, identity_file, directory, stop=None):
     return archive
 
 
-def listing(entry, item, identity_file, pg_restore, workdir, env, archive=None):
-    """The archive's table of contents (``pg_restore --list --verbose``) as text.
+def listing(entry, item, identity_file, pg_restore, workdir, env, archive=None, use_list=None):
+    """The archive's table of contents (``pg_restore --list --verbose``) as text; with ``use_list``, the SQL
+    pg_restore --create would run for those entries instead.
 
     From a decrypted ``archive`` when there is one; otherwise streamed, and
     pg_restore stops reading once it has the TOC at the head of the archive.
     """
-    out = os.path.join(workdir, "toc.list")
+    out = os.path.join(workdir, "toc.list" if not use_list else "entries.sql")
     argv = [pg_restore, "--list", "--verbose", "--file=%s" % out]  # verbose: with each entry's dependencies
+    if use_list:
+        argv = [pg_restore, "--create", "--use-list=%s" % use_list, "--file=%s" % out]
     try:
         if archive:
             _pipeline.run([_pipeline.Step("pg_restore", argv + [archive], env)])
