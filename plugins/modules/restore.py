@@ -79,6 +79,12 @@ options:
       - Do not restore ownership and privileges (for a server without the backup's roles).
     type: bool
     default: false
+  allow_system_target:
+    description:
+      - Allow a template database or the maintenance database as O(db). Without it they are refused, since every
+        database created afterwards from a template would carry the backup's data.
+    type: bool
+    default: false
   tmp_dir:
     description:
       - Directory for the decrypted temporary archive when O(jobs) is more than 1, and for a backup read from
@@ -184,6 +190,7 @@ def main():
         jobs=dict(type="int", default=1),
         globals=dict(type="bool", default=False),
         no_owner=dict(type="bool", default=False),
+        allow_system_target=dict(type="bool", default=False),
         tmp_dir=dict(type="path"),
     )
     argument_spec.update(offsite_source_argument_spec())
@@ -201,6 +208,7 @@ def main():
         options = _restore.Options(
             params["db"], create=params["create"], clean=params["clean"], tables=params["tables"], jobs=params["jobs"],
             globals=params["globals"], no_owner=params["no_owner"], identity_file=params["identity_file"], tmp_dir=params["tmp_dir"],
+            allow_system_target=params["allow_system_target"],
         )
         if remote:  # the manifest is enough for the plan; a real run downloads the backup first
             config["offsite"] = offsite_of(remote)

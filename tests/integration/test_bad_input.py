@@ -105,3 +105,13 @@ def test_template_and_maintenance_databases_are_refused_as_targets(cli, settings
     assert pg.psql("SELECT count(*) FROM public.kept", db=template).strip() == "100"
     pg.psql("ALTER DATABASE %s IS_TEMPLATE false" % template)
     pg.psql("DROP DATABASE %s" % template)
+
+
+def test_the_restore_module_refuses_a_system_target_unless_allowed(module, cli, settings, backup_root, age_key):
+    cli(settings(), "backup", "--profile", "app", check=0)
+    args = dict(settings()["connection"], profile="app", backup_root=backup_root, db="template1", create=False,
+                identity_file=age_key[0])
+    refused = module("restore", args, check=True)
+    assert refused.failed and "is a template database" in refused["msg"] and "allow_system_target" in refused["msg"]
+    allowed = module("restore", dict(args, allow_system_target=True), check=True)
+    assert not allowed.failed and allowed["restore"]["target"] == "template1", allowed.result
