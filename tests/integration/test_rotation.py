@@ -1,0 +1,208 @@
+"""Credential rotation against a real server that logs every statement and tracks utility commands.
+
+The cluster of this module has log_statement=all, log_connections=on and pg_stat_statements (track_utility on),
+so whatever reaches the server is on record: the tests read that record for the new passwords and verifiers.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from scripts import pgcluster
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LOAD_SECONDS = 22
+WORKERS = 4
+
+
+@pytest.fixture(scope="module")
+def logged():
+    cluster = pgcluster.create()
+    for setting in ("shared_preload_libraries = 'pg_stat_statements'", "log_statement = 'all'", "log_connections = on"):
+        cluster.psql("ALTER SYSTEM SET " + setting)
+    cluster.stop()
+    cluster.start()
+    pgcluster.wait_ready(cluster)
+    cluster.psql("CREATE EXTENSION pg_stat_statements")
+    assert cluster.psql("SHOW pg_stat_statements.track_utility").strip() == "on"
+    assert cluster.psql("SHOW log_statement").strip() == "all"
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def root(tmp_path):
+    directory = tmp_path / "lifeboat"
+    directory.mkdir(mode=0o700)
+    return directory
+
+
+def config_for(engine, cluster, root, **extra):
+    data = {"connection": cluster.connection(), "backup_root": str(root / "backups"), "encryption": {"mode": "none"}}
+    data.update(extra)
+    return engine.config.validate_config(data)
+
+
+def server_record(cluster):
+    """Everything the server wrote down: its log and the statements pg_stat_statements kept."""
+    with open(cluster.info["log"], "rb") as handle:
+        log = handle.read()
+    statements = cluster.psql("SELECT string_agg(query, E'\\n') FROM pg_stat_statements").encode()
+    return log, statements
+
+
+def verifier_of(cluster, login):
+    return cluster.psql("SELECT rolpassword FROM pg_authid WHERE rolname = '%s'" % login).strip()
+
+
+def env_credential(path):
+    values = dict(line.split("=", 1) for line in open(path).read().splitlines() if "=" in line)
+    return values["PGUSER"], values["PGPASSWORD"]
+
+
+def login(cluster, user, password, db="postgres"):
+    handle = psycopg2.connect(host="127.0.0.1", port=cluster.port, user=user, password=password, dbname=db,
+                              connect_timeout=10)
+    try:
+        with handle.cursor() as cur:
+            cur.execute("SELECT current_user")
+            return cur.fetchone()[0]
+    finally:
+        handle.close()
+
+
+def refused(cluster, user, password):
+    try:
+        login(cluster, user, password)
+    except psycopg2.OperationalError as exc:
+        return str(exc)
+    return None
+
+
+def make_app(cluster, name):
+    """A group role holding SELECT on a table of its own database."""
+    cluster.psql("CREATE DATABASE %s" % name)
+    cluster.psql("CREATE ROLE %s NOLOGIN" % name)
+    cluster.psql("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2); GRANT SELECT ON orders TO %s" % name,
+                 db=name)
+
+
+def test_verifier_logs_in_and_equals_the_servers(engine, logged):
+    """A password set by plain ALTER ROLE: recomputed with the server's salt, the verifier is the server's; ours logs in."""
+    logged.psql("CREATE ROLE scram_probe LOGIN PASSWORD 'Plain-Text-1234'")
+    stored = verifier_of(logged, "scram_probe")
+    iterations, salt, _stored_key, _server_key = engine.scram.parse(stored)
+    assert engine.scram.verifier("Plain-Text-1234", salt=salt, iterations=iterations) == stored
+    ours = engine.scram.verifier("Another-Secret-5678")
+    logged.psql("ALTER ROLE scram_probe PASSWORD '%s'" % ours)
+    assert verifier_of(logged, "scram_probe") == ours
+    assert login(logged, "scram_probe", "Another-Secret-5678") == "scram_probe"
+    assert refused(logged, "scram_probe", "Plain-Text-1234")
+
+
+LOAD_WORKER = r"""
+import json, sys, time, psycopg2
+env_path, port, db, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+ok = failed = 0
+errors, seen = [], set()
+end = time.time() + seconds
+while time.time() < end:
+    values = dict(l.split("=", 1) for l in open(env_path).read().splitlines() if "=" in l)  # per connection, like a pool
+    seen.add((values["PGUSER"], values["PGPASSWORD"]))
+    try:
+        handle = psycopg2.connect(host="127.0.0.1", port=port, dbname=db, user=values["PGUSER"],
+                                  password=values["PGPASSWORD"], connect_timeout=10)
+        with handle.cursor() as cur:
+            cur.execute("SELECT count(*) FROM orders")
+            cur.fetchone()
+        handle.close()
+        ok += 1
+    except psycopg2.Error as exc:
+        failed += 1
+        errors.append(str(exc).strip()[:200])
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5], "seen": sorted(seen)}))
+"""
+
+
+class CmdlineSampler(threading.Thread):
+    """Reads every process's argv over and over while the rotation runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples = set()
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    try:
+                        with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                            self.samples.add(handle.read())
+                    except OSError:
+                        pass
+            time.sleep(0.05)
+
+
+def test_alternate_rotation_under_load_fails_no_login_and_leaks_nothing(engine, logged, root):
+    """Clients reading the env file per connection never fail across two rotations; the old login is refused after
+    grace; neither password is in argv, the server log, pg_stat_statements or the audit log, nor the verifier in the log."""
+    make_app(logged, "shop_app")
+    env = str(root / "app.env")
+    options = dict(role="shop_app", db="shop_app", consumers=[{"type": "env", "path": env}], grace="4s",
+                   tests=["has_table_privilege('orders', 'SELECT')"])
+    config = config_for(engine, logged, root)
+    first = engine.rotate.rotate(config, **options)
+    assert first["rotated"] and first["active_login"] == "shop_app_a"
+    assert os.stat(env).st_mode & 0o777 == 0o600
+    first_password = env_credential(env)[1]
+    script = root / "worker.py"
+    script.write_text(LOAD_WORKER)
+    sampler = CmdlineSampler()
+    sampler.start()
+    workers = [subprocess.Popen([sys.executable, str(script), env, str(logged.port), "shop_app", str(LOAD_SECONDS)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(WORKERS)]
+    verifiers = []
+    try:
+        time.sleep(5)
+        second = engine.rotate.rotate(config, force=True, **options)
+        assert second["rotated"] and second["active_login"] == "shop_app_b" and second["retired_login"] is None
+        assert second["pending_retirement"][0]["login"] == "shop_app_a"
+        verifiers.append(verifier_of(logged, "shop_app_b"))
+        time.sleep(1)
+        assert login(logged, "shop_app_a", first_password) == "shop_app_a"  # within grace the old login works
+        time.sleep(5)  # grace has passed; the next run enforces it
+        third = engine.rotate.rotate(config, **options)
+        assert third["changed"] and not third["rotated"] and third["retired_login"] == "shop_app_a"
+        results = [json.loads(w.communicate(timeout=LOAD_SECONDS + 60)[0]) for w in workers]
+    finally:
+        sampler.done.set()
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    assert all(r["ok"] > 20 for r in results), results
+    assert sum(r["failed"] for r in results) == 0, [r["errors"] for r in results]
+    seen = set(tuple(pair) for r in results for pair in r["seen"])
+    assert {user for user, _ in seen} == {"shop_app_a", "shop_app_b"}
+    assert ("shop_app_a", first_password) in seen
+    assert "password authentication failed" in refused(logged, "shop_app_a", first_password)
+    assert logged.psql("SELECT rolcanlogin, rolpassword IS NULL FROM pg_authid WHERE rolname = 'shop_app_a'").strip() == "f|t"
+    log, statements = server_record(logged)
+    audit = open(os.path.join(config["log_dir"], "audit.jsonl"), "rb").read()
+    for _user, password in seen:
+        secret = password.encode()
+        assert len(password) >= 32
+        assert secret not in log and secret not in statements and secret not in audit
+        assert not any(secret in argv for argv in sampler.samples)
+    for verifier in verifiers:
+        assert verifier.encode() not in log and verifier.encode() not in statements
+    assert not [line for line in log.splitlines() if b"shop_app" in line and b"SCRAM-SHA-256" in line]
+    assert b"ALTER ROLE \"shop_app_a\" NOLOGIN PASSWORD NULL" in log  # the log did record the other statements
+    assert b"connection authorized: user=shop_app_b" in log  # while log_connections saw the new login
+
