@@ -206,3 +206,155 @@ def test_alternate_rotation_under_load_fails_no_login_and_leaks_nothing(engine, 
     assert b"ALTER ROLE \"shop_app_a\" NOLOGIN PASSWORD NULL" in log  # the log did record the other statements
     assert b"connection authorized: user=shop_app_b" in log  # while log_connections saw the new login
 
+
+
+def backup_user(cluster, root, name):
+    """A login that backs up database ``name`` through a passfile, as role agent sets it up."""
+    password = "Old-Backup-Password-%s-0123456789" % name
+    cluster.psql("CREATE DATABASE %s" % name)
+    cluster.psql("CREATE TABLE payments (id int, amount int); INSERT INTO payments SELECT g, g FROM generate_series(1, 5000) g",
+                 db=name)
+    cluster.psql("CREATE ROLE %s_backup LOGIN PASSWORD '%s' IN ROLE pg_read_all_data" % (name, password))
+    passfile = root / ("%s.pgpass" % name)
+    passfile.write_text("*:*:*:%s_backup:%s\n" % (name, password))
+    passfile.chmod(0o600)
+    profiles = {"daily": {"db": name}}
+    host_config = root / ("%s.yml" % name)
+    host_config.write_text(json.dumps({
+        "connection": {"login_host": "127.0.0.1", "login_port": cluster.port, "login_user": "%s_backup" % name,
+                       "passfile": str(passfile)},
+        "backup_root": str(root / "backups"), "encryption": {"mode": "none"}, "profiles": profiles}))
+    host_config.chmod(0o600)
+    return password, str(passfile), str(host_config), profiles
+
+
+def waits_at_gate(pid):
+    """True while process ``pid`` has a profile's credential gate open (a backup waiting for the switch)."""
+    try:
+        return any(os.readlink("/proc/%d/fd/%s" % (pid, fd)).endswith(".credential.lock") for fd in os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return False
+
+
+def test_in_place_rotation_of_the_backup_user_makes_a_backup_started_meanwhile_wait_and_succeed(engine, logged, root,
+                                                                                                monkeypatch):
+    old, passfile, host_config, profiles = backup_user(logged, root, "inplace")
+    config = config_for(engine, logged, root, profiles=profiles)
+    testing, original = threading.Event(), engine.rotate._Rotation._test
+    profile_dir = root / "backups" / "daily"
+    seen = {}
+
+    def slow_test(self, login, password):  # the password is already changed and the passfile written: the window
+        testing.set()
+        deadline = time.time() + 120
+        while not ("backup" in seen and waits_at_gate(seen["backup"].pid)) and time.time() < deadline:
+            time.sleep(0.05)
+        seen["waited"] = waits_at_gate(seen["backup"].pid)
+        time.sleep(0.5)
+        seen["during"] = sorted(os.listdir(profile_dir))  # no <id>.partial: it has not started
+        return original(self, login, password)
+
+    monkeypatch.setattr(engine.rotate._Rotation, "_test", slow_test)
+    outcome = {}
+    rotation = threading.Thread(target=lambda: outcome.update(engine.rotate.rotate(
+        config, role="inplace_backup", strategy="in_place", db="inplace", profiles=["daily"],
+        consumers=[{"type": "passfile", "path": passfile}])))
+    rotation.start()
+    assert testing.wait(120)  # the rotation holds the gate: start the scheduled backup now
+    seen["backup"] = backup = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "bin", "lifeboat"), "--config", host_config, "--json", "backup", "--profile",
+         "daily"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rotation.join(240)
+    out, err = backup.communicate(timeout=300)
+    assert backup.returncode == 0, err
+    assert seen["waited"] and seen["during"] == [".credential.lock", ".lock"]
+    assert outcome["rotated"] and outcome["active_login"] == "inplace_backup" and outcome["retired_login"] is None
+    assert "backup probe of profile daily (1 tables read)" in outcome["tests"]
+    assert json.loads(out.splitlines()[-1])["ok"]
+    assert refused(logged, "inplace_backup", old)
+    new = open(passfile).read().split(":")[-1].strip()
+    assert new != old and len(new) >= 32 and login(logged, "inplace_backup", new) == "inplace_backup"
+    assert os.stat(passfile).st_mode & 0o777 == 0o600
+
+
+def test_a_failing_test_leaves_the_old_credential_working_and_fails(engine, logged, root):
+    """alternate: the new login lacks a privilege; in_place: the backup user cannot read a table of its profile."""
+    make_app(logged, "tickets")
+    logged.psql("CREATE TABLE secrets (id int)", db="tickets")
+    env = str(root / "tickets.env")
+    config = config_for(engine, logged, root)
+    engine.rotate.rotate(config, role="tickets", db="tickets", consumers=[{"type": "env", "path": env}], grace="0s")
+    before = open(env).read()
+    with pytest.raises(engine.errors.DatabaseError) as failure:
+        engine.rotate.rotate(config, role="tickets", db="tickets", consumers=[{"type": "env", "path": env}], force=True,
+                             tests=["has_table_privilege('secrets', 'SELECT')"])
+    assert "Failed to rotate the password of role tickets" in str(failure.value)
+    assert "has_table_privilege('secrets', 'SELECT')" in str(failure.value) and "is false" in str(failure.value)
+    assert open(env).read() == before
+    assert login(logged, *env_credential(env), db="tickets") == "tickets_a"
+    assert logged.psql("SELECT rolcanlogin, rolpassword IS NULL FROM pg_authid WHERE rolname = 'tickets_b'").strip() == "f|t"
+
+    old, passfile, _host_config, profiles = backup_user(logged, root, "locked")
+    logged.psql("CREATE TABLE vault (id int); REVOKE ALL ON vault FROM PUBLIC", db="locked")
+    logged.psql("REVOKE pg_read_all_data FROM locked_backup")
+    logged.psql("GRANT SELECT ON payments TO locked_backup", db="locked")
+    verifier = verifier_of(logged, "locked_backup")
+    config = config_for(engine, logged, root, profiles=profiles)
+    with pytest.raises(engine.errors.DatabaseError) as failure:
+        engine.rotate.rotate(config, role="locked_backup", strategy="in_place", db="locked", profiles=["daily"],
+                             consumers=[{"type": "passfile", "path": passfile}])
+    assert "cannot read table public.vault of database locked" in str(failure.value)
+    assert verifier_of(logged, "locked_backup") == verifier
+    assert open(passfile).read() == "*:*:*:locked_backup:%s\n" % old
+    assert login(logged, "locked_backup", old) == "locked_backup"
+    audit = [json.loads(line) for line in open(os.path.join(config["log_dir"], "audit.jsonl"))]
+    assert audit[-1]["action"] == "rotate" and audit[-1]["result"] == "failed" and "vault" in audit[-1]["error"]
+    assert old not in open(os.path.join(config["log_dir"], "audit.jsonl")).read()
+
+
+def test_check_mode_rerun_and_force(engine, logged, root):
+    make_app(logged, "ledger")
+    env = str(root / "ledger.env")
+    options = dict(role="ledger", db="ledger", consumers=[{"type": "env", "path": env}], grace="0s")
+    config = config_for(engine, logged, root)
+    predicted = engine.rotate.rotate(config, check_mode=True, **options)
+    assert predicted["changed"] and predicted["due"] and not predicted["rotated"]
+    assert predicted["active_login"] == "ledger_a" and not os.path.exists(env)
+    assert not logged.psql("SELECT 1 FROM pg_roles WHERE rolname = 'ledger_a'").strip()
+    first = engine.rotate.rotate(config, **options)
+    assert first["changed"] and first["rotated"]
+    content, verifier = open(env).read(), verifier_of(logged, "ledger_a")
+    rerun = engine.rotate.rotate(config, **options)
+    assert not rerun["changed"] and not rerun["rotated"] and rerun["active_login"] == "ledger_a"
+    assert rerun["next_due"] == first["next_due"] and rerun["rotated_at"] == first["rotated_at"]
+    checked = engine.rotate.rotate(config, check_mode=True, force=True, **options)
+    assert checked["changed"] and checked["active_login"] == "ledger_b" and checked["would_retire"] == "ledger_a"
+    assert open(env).read() == content and verifier_of(logged, "ledger_a") == verifier
+    assert not engine.rotate.rotate(config, check_mode=True, **options)["changed"]
+    forced = engine.rotate.rotate(config, force=True, **options)
+    assert forced["rotated"] and forced["active_login"] == "ledger_b" and forced["retired_login"] == "ledger_a"
+    assert open(env).read() != content
+    assert engine.rotate.rotate(config, max_age="0s", **options)["rotated"]  # older than max_age: due again
+    metrics = open(os.path.join(config["metrics_dir"], "lifeboat_credential_ledger.prom")).read()
+    assert 'lifeboat_credential_last_rotation_timestamp_seconds{role="ledger"}' in metrics
+    assert 'lifeboat_credential_age_seconds{role="ledger"}' in metrics
+    assert env_credential(env)[1] not in metrics
+
+
+def test_revoke_disables_every_login_at_once_and_ends_their_sessions(engine, logged, root):
+    make_app(logged, "crm")
+    env = str(root / "crm.env")
+    options = dict(role="crm", db="crm", consumers=[{"type": "env", "path": env}], grace="1h")
+    config = config_for(engine, logged, root)
+    engine.rotate.rotate(config, **options)
+    engine.rotate.rotate(config, force=True, **options)  # crm_a waits out its grace, crm_b is active
+    user, password = env_credential(env)
+    session = psycopg2.connect(host="127.0.0.1", port=logged.port, user=user, password=password, dbname="crm")
+    result = engine.rotate.rotate(config, revoke=True, **options)
+    assert result["rotated"] and result["active_login"] == "crm_a" and result["retired_login"] == "crm_b"
+    assert result["pending_retirement"] == []
+    assert any("1 sessions terminated" in w for w in result["warnings"])
+    assert refused(logged, user, password)
+    with pytest.raises(psycopg2.Error):
+        session.cursor().execute("SELECT 1")
+    assert login(logged, *env_credential(env), db="crm") == "crm_a"
