@@ -358,3 +358,31 @@ def test_revoke_disables_every_login_at_once_and_ends_their_sessions(engine, log
     with pytest.raises(psycopg2.Error):
         session.cursor().execute("SELECT 1")
     assert login(logged, *env_credential(env), db="crm") == "crm_a"
+
+
+def test_the_backup_user_rotates_its_own_password_from_the_cli(logged, root):
+    """No controller: ``lifeboat rotate-password`` as the backup user itself, its passfile the consumer; rerun, dry run."""
+    old, passfile, host_config, _profiles = backup_user(logged, root, "selfrot")
+    proc = lifeboat("--config", host_config, "--json", "rotate-password", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    predicted = json.loads(proc.stdout)
+    assert predicted["due"] and predicted["changed"] and not predicted["rotated"]
+    assert open(passfile).read() == "*:*:*:selfrot_backup:%s\n" % old
+    proc = lifeboat("--config", host_config, "rotate-password")
+    assert proc.returncode == 0, proc.stderr
+    assert "rotated the password of selfrot_backup (in_place)" in proc.stdout
+    assert "backup probe of profile daily" in proc.stdout
+    assert "may not set log_statement" in proc.stdout  # not a superuser: said, not hidden
+    assert refused(logged, "selfrot_backup", old)
+    new = open(passfile).read().split(":")[-1].strip()
+    assert new not in proc.stdout + proc.stderr
+    assert login(logged, "selfrot_backup", new) == "selfrot_backup"
+    again = lifeboat("--config", host_config, "--json", "rotate-password")
+    assert again.returncode == 0 and not json.loads(again.stdout)["changed"]
+    backup = lifeboat("--config", host_config, "backup", "--profile", "daily")
+    assert backup.returncode == 0, backup.stderr
+
+
+def lifeboat(*args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "bin", "lifeboat")] + list(args), capture_output=True,
+                          text=True, timeout=300, check=False)

@@ -149,6 +149,7 @@ class _Rotation:
         self.warnings = []
         self.undo = []  # steps run newest first when a step fails
         self.setter = None
+        self.disabled = set()  # logins revoke disabled
 
     # -- the run ---------------------------------------------------------------------------------------------------
 
@@ -280,7 +281,9 @@ class _Rotation:
         if self.req.strategy == "in_place" and not self.req.revoke:
             previous = previous or self._old_verifier()
         self.undo.append(lambda: self._unset(login, previous, facts["login"]))
-        _roles.set_verifier(self._setter(), login, _scram.verifier(password), login_too=True)
+        # Only alternate switches LOGIN: a role may change its own password but not its attributes (self-rotation).
+        enable = True if self.req.strategy == "alternate" or login in self.disabled else None
+        _roles.set_verifier(self._setter(), login, _scram.verifier(password), login_too=enable)
 
     def _setter(self):
         """The quiet session that sets and, on failure, puts back (opened before: the admin may be the role itself)."""
@@ -294,7 +297,7 @@ class _Rotation:
 
     def _old_verifier(self):
         """For in_place without access to pg_authid: the old password from a consumer, as a fresh verifier."""
-        sources = [_consumers.credential_of(c, _consumers.read(c["path"])) for c in self.req.consumers]
+        sources = [_consumers.credential_of(c, _consumers.read(c["path"]), self.req.role) for c in self.req.consumers]
         sources.append((self.config["connection"].get("login_user"), self.config["connection"].get("login_password")))
         for login, password in sources:
             if login in (None, self.req.role) and password:
@@ -310,7 +313,7 @@ class _Rotation:
         """Put the login back as it was: its old verifier (or none) and its old LOGIN."""
         handle = self._setter()
         if previous:
-            _roles.set_verifier(handle, login, previous, login_too=could_login)
+            _roles.set_verifier(handle, login, previous, login_too=could_login if self.req.strategy == "alternate" else None)
         else:
             _roles.run(handle, "ALTER ROLE %s %s PASSWORD NULL" % (_pg.quote_ident(login), "LOGIN" if could_login else "NOLOGIN"))
 
@@ -422,6 +425,7 @@ class _Rotation:
         for login in self.req.logins:
             if _roles.facts(self.admin, login)["exists"] and login != self.admin_login():
                 _roles.disable(self.admin, login)
+                self.disabled.add(login)
         ended = _roles.terminate(self.admin, self.req.logins)
         self.state["retiring"] = []
         self.warnings.append("revoked: every login of %s disabled, %d sessions terminated" % (self.req.role, ended))

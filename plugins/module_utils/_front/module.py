@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, validate_config, validate_section
+from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, load_config_file, validate_config, validate_section
 from .._errors import LifeboatError
 
 CONNECTION_KEYS = (
@@ -105,6 +105,12 @@ def build_config(params, profiles=None, encryption=None):
     if encryption:
         data["encryption"] = encryption
     return validate_config(data)
+
+
+def host_profiles(path):
+    """The profiles and backup root of a host's lifeboat configuration (for actions that act on its backups)."""
+    config = load_config_file(path)
+    return config["profiles"], config["backup_root"]
 
 
 def run(module, action):

@@ -188,8 +188,11 @@ def restore(consumer, previous):
         write(consumer, previous)
 
 
-def credential_of(consumer, data):
-    """(login, password) as a client reading this file would find them; None where absent."""
+def credential_of(consumer, data, login=None):
+    """(login, password) as a client reading this file would find them; None where absent.
+
+    ``login``: in a passfile, also the first line of that user when no line has the consumer's host/port/database.
+    """
     text = data.decode("utf-8") if data else ""
     kind = consumer["type"]
     if kind == "env":
@@ -199,6 +202,10 @@ def credential_of(consumer, data):
         for line in text.splitlines():
             fields = _passfile_fields(line)
             if len(fields) == 5 and fields[:3] == [consumer["host"], consumer["port"], consumer["database"]]:
+                return fields[3], fields[4]
+        for line in text.splitlines():
+            fields = _passfile_fields(line)
+            if login and len(fields) == 5 and fields[3] == login:
                 return fields[3], fields[4]
         return None, None
     import yaml
