@@ -6,6 +6,7 @@ so whatever reaches the server is on record: the tests read that record for the 
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -386,3 +387,41 @@ def test_the_backup_user_rotates_its_own_password_from_the_cli(logged, root):
 def lifeboat(*args):
     return subprocess.run([sys.executable, os.path.join(REPO, "bin", "lifeboat")] + list(args), capture_output=True,
                           text=True, timeout=300, check=False)
+
+
+def test_module_and_playbook_rotate_with_nothing_secret_in_vvv_output(engine, logged, root, module):
+    """The module (check mode, run, rerun) and playbook rotate_credentials at -vvv: neither password nor verifier shows."""
+    from conftest import VENV_BIN, ansible_env
+
+    make_app(logged, "billing")
+    env = str(root / "billing.env")
+    args = dict(logged.connection(), role="billing", db="billing", grace="0s", backup_root=str(root / "backups"),
+                consumers=[{"type": "env", "path": env, "mode": "0600"}], test=["has_table_privilege('orders', 'SELECT')"])
+    checked = module("rotate_password", args, check=True)
+    assert not checked.failed and checked.changed and checked["due"] and not os.path.exists(env), checked.result
+    first = module("rotate_password", args, verbosity=3)
+    assert not first.failed and first.changed and first["rotated"] and first["active_login"] == "billing_a", first.result
+    secrets_seen = [env_credential(env)[1], verifier_of(logged, "billing_a")]
+    rerun = module("rotate_password", args)
+    assert not rerun.failed and not rerun.changed and rerun["next_due"] == first["next_due"]
+
+    extra = root / "extra.json"
+    extra.write_text(json.dumps({"rotate_credentials_hosts": "localhost", "rotate_credentials_admin": logged.connection(),
+                                 "agent_backup_root": str(root / "backups"), "rotate_credentials_force": True,
+                                 "rotate_credentials_roles": [{k: args[k] for k in ("role", "db", "grace", "consumers", "test")}]}))
+    extra.chmod(0o600)
+    missing = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "rotate_credentials.yml"),
+                              "-i", os.path.join(REPO, "inventories", "local")], capture_output=True, text=True, timeout=300,
+                             env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1"), check=False)
+    assert missing.returncode != 0 and "rotate_credentials_hosts" in missing.stdout + missing.stderr
+    play = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "rotate_credentials.yml"),
+                           "-i", os.path.join(REPO, "inventories", "local"), "-e", "@" + str(extra), "-vvv"],
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1"))
+    assert play.returncode == 0, play.stdout[-3000:] + play.stderr[-2000:]
+    assert re.search(r"billing\W+billing_b\W+[Tt]rue", play.stdout), play.stdout[-2000:]
+    secrets_seen += [env_credential(env)[1], verifier_of(logged, "billing_b")]
+    output = first.proc.stdout + first.proc.stderr + play.stdout + play.stderr
+    for secret in secrets_seen + [logged.password]:
+        assert secret not in output
+    assert login(logged, *env_credential(env), db="billing") == "billing_b"

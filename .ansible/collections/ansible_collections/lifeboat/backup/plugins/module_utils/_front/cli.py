@@ -1,0 +1,393 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``lifeboat`` command: the on-host front door to the same engine the modules call.
+
+Reads /etc/lifeboat/lifeboat.yml (or --config), prints a short human summary
+or, with --json, one JSON object per line (the form cron logs keep). Errors
+are one line on stderr and an exit code per kind of failure (see _errors).
+Needs only the standard library, psycopg2 and PyYAML.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+from .._actions import backup as _dump
+from .._actions import prune as _prune
+from .._actions import pull as _offsite_pull
+from .._actions import push as _push
+from .._actions import remote_prune as _offsite_prune
+from .._actions import restore as _restore
+from .._actions import rotate as _rotate
+from .._actions import scheduled_run as _run
+from .._actions import verify as _verify
+from .._config.schema import DEFAULT_CONFIG_PATH, get_profile, load_config_file
+from .._errors import ConfigError, LifeboatError
+from .._offsite import remote as _remote
+from .._postgres import session as _pg
+from .._store import catalog as _catalog
+from .._store import retention as _retention
+
+
+def _size(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+        n /= 1024.0
+
+
+def _backup_line(result):
+    rows = sum(t["rows"] for t in result.get("tables") or [])
+    line = "backup %s of profile %s: %s in %.1fs, %d tables, %d rows -> %s" % (
+        result["id"], result["profile"], _size(result["bytes"]), result["duration_seconds"],
+        len(result.get("tables") or []), rows, result["path"],
+    )
+    if result.get("verification"):
+        line += "\nverified %s at level %s in %.1fs" % (result["id"], result["verification"]["level"], result["verification"]["duration_seconds"])
+    return line
+
+
+def cmd_backup(config, args):
+    get_profile(config, args.profile)
+    if args.dry_run:
+        plan = _dump.plan(config, args.profile)
+        return plan, "would dump %s (profile %s): rows of %d tables, encryption %s -> %s" % (
+            plan["database"], args.profile, len(plan["tables"]), plan["encryption"], plan["path"])
+    result = _dump.backup(config, args.profile, via="cli", verify=args.verify)
+    return result, _backup_line(result)
+
+
+def _entry(config, args):
+    return _catalog.resolve(config["backup_root"], getattr(args, "profile", None), getattr(args, "id", None), getattr(args, "path", None))
+
+
+def _wants_remote(args):
+    """--remote reads the backup from the profile's offsite bucket; it needs --profile."""
+    if getattr(args, "remote", False) and not args.profile:
+        raise ConfigError("--remote needs --profile (and optionally --id and --host)")
+    return getattr(args, "remote", False)
+
+
+def cmd_verify(config, args):
+    if _wants_remote(args):
+        result = _offsite_pull.verify_remote(config, args.profile, args.id, args.host, args.level, identity_file=args.identity,
+                                             tmp_dir=args.tmp_dir, via="cli")
+        return result, "offsite copy %s (%s) passed %s verification in %.1fs" % (
+            result["id"], result["path"], result["level"], result["duration_seconds"])
+    result = _verify.verify(config, _entry(config, args), args.level, identity_file=args.identity, via="cli")
+    return result, "backup %s passed %s verification in %.1fs" % (result["id"], result["level"], result["duration_seconds"])
+
+
+def cmd_restore(config, args):
+    options = _restore.Options(args.target, create=not args.no_create, clean=args.clean, tables=args.table,
+                               jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
+                               identity_file=args.identity, tmp_dir=args.tmp_dir)
+    entry = _offsite_pull.remote_entry(config, args.profile, args.id, args.host) if _wants_remote(args) else _entry(config, args)
+    if args.dry_run:
+        plan = _restore.plan(config, entry, options)
+        text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
+            plan["backup_id"], plan["consistent_at"], plan["source_database"], plan["target"], plan["action"],
+            plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
+        return plan, text
+    if _wants_remote(args):  # the manifest was enough for a plan; a restore needs the artifacts on disk
+        with _offsite_pull.pulled(config, args.profile, entry.id, args.host, args.tmp_dir, via="cli") as pulled:
+            result = _restore.restore(config, pulled, options, via="cli")
+    else:
+        result = _restore.restore(config, entry, options, via="cli")
+    return result, "restored backup %s into %s in %.1fs" % (result["backup_id"], result["target"], result["timings"]["total_seconds"])
+
+
+def cmd_list(config, args):
+    names = [args.profile] if args.profile else _catalog.profiles(config["backup_root"])
+    report = dict((name, _catalog.report(config["backup_root"], name)) for name in names)
+    lines = []
+    for name, item in sorted(report.items()):
+        health = item["health"]
+        age = "%.0fs ago" % health["newest_age_seconds"] if health["newest_age_seconds"] is not None else "never"
+        lines.append("%s: %d backups, %s, newest %s, verified %s" % (
+            name, health["count"], _size(health["total_bytes"]), age, health["newest_verified_id"] or "none"))
+        for backup in item["backups"]:
+            verification = backup["verification"] or {}
+            mark = ("%s %s" % (verification.get("level"), "ok" if verification.get("ok") else "FAILED")) if verification else "unverified"
+            lines.append("  %-22s %-11s %10s  %s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark))
+    return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]
+
+
+def _prune_lines(result):
+    verb = "would delete" if result["check_mode"] else "deleted"
+    lines = ["prune of profile %s (%s): %s %d of %d backups (%s), keeping %d" % (
+        result["profile"], _retention.describe(result["policy"]), verb, len(result["deleted"]), len(result["backups"]),
+        _size(result["freed_bytes"]), len(result["kept"]))]
+    for backup in result["backups"]:
+        rules = ", ".join(backup["rules"]) or "-"
+        lines.append("  %-6s  %-22s %s  %-10s  %s" % (backup["action"], backup["id"], backup["time"], backup["verification"], rules))
+    lines += ["  %-6s  %s  (leftover of a dead run)" % ("remove", name) for name in result["leftovers_removed"]]
+    lines += ["  %-6s  %s  %s" % ("skip", item["id"], item["reason"]) for item in result["skipped"]]
+    lines += ["warning: %s" % warning for warning in result["warnings"]]
+    return lines
+
+
+def cmd_prune(config, args):
+    policy = get_profile(config, args.profile)["retention"]
+    result = _prune.prune(config, args.profile, policy, check_mode=args.dry_run, via="cli")
+    return result, "\n".join(_prune_lines(result))
+
+
+def _push_line(result):
+    if not result["changed"]:
+        return "backup %s of profile %s is already offsite at %s" % (result["id"], result["profile"], result["location"])
+    verb = "would push" if result.get("check_mode") else "pushed"
+    return "%s backup %s of profile %s to %s: %d objects, %s in %.1fs" % (
+        verb, result["id"], result["profile"], result["location"], len(result["uploaded"]), _size(result["uploaded_bytes"]),
+        result["duration_seconds"])
+
+
+def cmd_push(config, args):
+    if args.all and not args.profile:
+        raise ConfigError("--all needs --profile")
+    entries = _remote.missing(config, args.profile) if args.all else [_entry(config, args)]
+    results = []
+    for entry in entries:
+        results.append(_push.push(config, entry, via="cli", check_mode=args.dry_run))
+        results[-1]["check_mode"] = args.dry_run
+    text = "\n".join(_push_line(r) for r in results) or "every backup of profile %s is already offsite" % args.profile
+    return {"pushed": results, "changed": any(r["changed"] for r in results)}, text
+
+
+def cmd_pull(config, args):
+    result = _offsite_pull.pull(config, args.profile, args.id, args.host, args.dest, via="cli", check_mode=args.dry_run)
+    if not result["changed"]:
+        return result, "backup %s of profile %s is already in %s" % (result["id"], args.profile, result["path"])
+    return result, "%s backup %s of profile %s (%s) from %s into %s" % (
+        "would pull" if args.dry_run else "pulled", result["id"], args.profile, _size(result["bytes"]), result["source"], result["path"])
+
+
+def cmd_remote_list(config, args):
+    result = _remote.listing(config, args.profile, args.host)
+    lines = ["%s: %d backups in %s" % (args.profile, len(result["backups"]), result["location"])]
+    for backup in result["backups"]:
+        lines.append("  %-22s %-11s %10s  %s" % (backup["id"], backup["status"], _size(backup["bytes"]),
+                                                 backup.get("time") or backup.get("error", "")))
+    return result, "\n".join(lines)
+
+
+def cmd_remote_prune(config, args):
+    policy = _offsite_prune.policy_for(config, args.profile)
+    result = _offsite_prune.prune(config, args.profile, policy, host=args.host, check_mode=args.dry_run, via="cli")
+    lines = _prune_lines(result)
+    return result, "\n".join(["offsite " + lines[0]] + lines[1:])
+
+
+def cmd_run(config, args):
+    report = _run.run_profile(config, args.profile)
+    lines = [_backup_line(report["backup"])]
+    lines += [_push_line(r) for r in report["offsite"] or []]
+    if report["prune"]:
+        lines.append(_prune_lines(report["prune"])[0])
+    else:
+        lines.append("prune skipped: profile %s has no retention policy" % args.profile)
+    if report["prune_remote"]:
+        lines.append("offsite " + _prune_lines(report["prune_remote"])[0])
+    return report, "\n".join(lines)
+
+
+def cmd_check_config(config, args):
+    names = sorted(config["profiles"])
+    result = {"profiles": names, "backup_root": config["backup_root"]}
+    text = "configuration valid: %d profiles (%s)" % (len(names), ", ".join(names) or "none")
+    if getattr(args, "connect", False):
+        result.update(_check_server(config["connection"]))
+        text += "\nserver %(server_version)s reachable; %(pg_dump)s (version %(pg_dump_major)d) can dump it" % result
+    return result, text
+
+
+def _check_server(connection):
+    """Connect as this user with the configured credentials; pg_dump must not be older than the server."""
+    with _pg.Session(connection, connection["maintenance_db"]) as session:
+        handle = session.connect()
+        try:
+            info = _pg.server_info(handle)
+        finally:
+            handle.close()
+    server_major = _pg.major_of(info["server_version_num"])
+    pg_dump, client_major = _pg.find_binary("pg_dump", connection, server_major)
+    _pg.require_client_not_older("pg_dump", pg_dump, client_major, server_major)
+    return {"server_version": info["server_version"], "pg_dump": pg_dump, "pg_dump_major": client_major}
+
+
+def _consumers(config, args):
+    """--consumer TYPE:PATH as given; by default where this host's own connection keeps its password."""
+    if args.consumer:
+        kinds = [item.split(":", 1) for item in args.consumer]
+        if any(len(k) != 2 for k in kinds):
+            raise ConfigError("--consumer must be TYPE:PATH (passfile, env or lifeboat_config), got %r" % args.consumer)
+        return [{"type": kind, "path": os.path.abspath(path)} for kind, path in kinds]
+    passfile = config["connection"].get("passfile")
+    if passfile and not config["connection"].get("login_password"):
+        return [{"type": "passfile", "path": os.path.abspath(passfile)}]
+    return [{"type": "lifeboat_config", "path": os.path.abspath(args.config)}]
+
+
+def cmd_rotate_password(config, args):
+    """The backup user rotating its own credential on its host (from cron): in_place, all profiles probed and gated."""
+    profiles = args.profile or sorted(config["profiles"])
+    db = args.db or (config["profiles"][profiles[0]]["db"] if profiles else config["connection"]["maintenance_db"])
+    result = _rotate.rotate(config, via="cli", check_mode=args.dry_run, role=args.role, strategy=args.strategy,
+                            max_age=args.max_age, force=args.force, revoke=args.revoke, grace=args.grace,
+                            consumers=_consumers(config, args), tests=args.test, db=db, profiles=profiles,
+                            state_dir=args.state_dir)
+    result.pop("rotated_epoch", None)
+    if result["rotated"]:
+        text = "rotated the password of %s (%s); consumers written: %s; tested: %s" % (
+            result["active_login"], result["strategy"], ", ".join(result["consumers"]) or "none", "; ".join(result["tests"]))
+    elif args.dry_run and result["due"]:
+        text = "would rotate the password of %s (%s); would write %s" % (
+            result["active_login"], result["strategy"], ", ".join(result["consumers"]) or "no consumer")
+    else:
+        text = "the password of %s is not due until %s" % (result["role"], result["next_due"])
+    if result["retired_login"]:
+        text += "\n%s login %s (its grace has passed)" % ("would disable" if args.dry_run else "disabled", result["retired_login"])
+    for warning in result["warnings"]:
+        text += "\nwarning: %s" % warning
+    return result, text
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="lifeboat", description="PostgreSQL backups that cannot fail silently.")
+    top.add_argument("--config", default=os.environ.get("LIFEBOAT_CONFIG", DEFAULT_CONFIG_PATH),
+                     help="configuration file (default %(default)s)")
+    top.add_argument("--json", action="store_true", help="print one JSON object per line")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    def which_backup(p):
+        group = p.add_mutually_exclusive_group(required=True)
+        group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
+        group.add_argument("--path", help="a backup directory")
+        p.add_argument("--id", help="backup id within the profile (default: newest)")
+        p.add_argument("--identity", help="age identity file to decrypt with")
+        p.add_argument("--remote", action="store_true", help="read the backup from the offsite bucket (downloaded and checked first)")
+        p.add_argument("--host", help="with --remote: host whose backups to read (default: this host)")
+
+    p = command("backup", cmd_backup, "take a backup of one profile")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--verify", choices=("none", "archive"), default="none", help="read the backup back after writing it")
+    p.add_argument("--dry-run", action="store_true", help="show what would be dumped, write nothing")
+
+    p = command("verify", cmd_verify, "verify a backup")
+    which_backup(p)
+    p.add_argument("--level", choices=_verify.LEVELS, default="archive")
+    p.add_argument("--tmp-dir", help="where a backup read with --remote is downloaded to")
+
+    p = command("restore", cmd_restore, "restore a backup")
+    which_backup(p)
+    p.add_argument("--target", required=True, help="target database")
+    p.add_argument("--no-create", action="store_true", help="restore into an existing database")
+    p.add_argument("--clean", action="store_true", help="replace objects in a non-empty existing database")
+    p.add_argument("--table", action="append", default=[], help="restore only this table (repeatable)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--globals", action="store_true", help="restore roles and tablespaces first")
+    p.add_argument("--no-owner", action="store_true", help="skip ownership and privileges")
+    p.add_argument("--tmp-dir", help="where a parallel restore decrypts the archive")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+
+    p = command("list", cmd_list, "list backups and their health")
+    p.add_argument("--profile")
+
+    p = command("prune", cmd_prune, "delete the backups of a profile its retention policy no longer keeps")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--dry-run", action="store_true", help="print each backup, kept or deleted, and the rule; delete nothing")
+
+    p = command("push", cmd_push, "copy a backup to the offsite bucket (artifacts first, manifest last)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
+    group.add_argument("--path", help="a backup directory")
+    p.add_argument("--id", help="backup id within the profile (default: newest)")
+    p.add_argument("--all", action="store_true", help="every complete backup of the profile that is not offsite yet")
+    p.add_argument("--dry-run", action="store_true", help="show what would be uploaded, upload nothing")
+
+    p = command("pull", cmd_pull, "download a backup from the offsite bucket and check it against its manifest")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--id", help="backup id (default: the newest in the bucket)")
+    p.add_argument("--host", help="host whose backups to pull (default: this host)")
+    p.add_argument("--dest", help="backup root to pull into (default: backup_root); lands in DEST/PROFILE/ID")
+    p.add_argument("--dry-run", action="store_true", help="show what would be downloaded, write nothing")
+
+    p = command("remote-list", cmd_remote_list, "list the backups of a profile in the offsite bucket")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--host", help="host whose backups to list (default: this host)")
+
+    p = command("remote-prune", cmd_remote_prune, "apply the retention policy to the offsite bucket")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--host", help="host whose backups to prune (default: this host)")
+    p.add_argument("--dry-run", action="store_true", help="print each backup, kept or deleted, and the rule; delete nothing")
+
+    p = command("run", cmd_run, "the scheduled run of a profile: backup, verify, follow-ups, prune, notifications")
+    p.add_argument("--profile", required=True)
+
+    p = command("rotate-password", cmd_rotate_password,
+                "rotate this host's database password (default: the backup user, in place, when older than --max-age)")
+    p.add_argument("--role", help="role to rotate (default: connection.login_user)")
+    p.add_argument("--strategy", choices=_rotate.STRATEGIES, default="in_place")
+    p.add_argument("--max-age", default=_rotate.DEFAULT_MAX_AGE, help="rotate only when older (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="rotate even when younger than --max-age")
+    p.add_argument("--revoke", action="store_true", help="after a compromise: disable the logins, end their sessions, rotate")
+    p.add_argument("--grace", default=_rotate.DEFAULT_GRACE, help="alternate: how long the old login keeps working")
+    p.add_argument("--consumer", action="append", default=[], metavar="TYPE:PATH",
+                   help="file to write the new credential to: passfile, env or lifeboat_config (repeatable; default: "
+                        "connection.passfile, else this configuration file)")
+    p.add_argument("--test", action="append", default=[], metavar="SQL", help="a boolean SQL check the new login must pass")
+    p.add_argument("--profile", action="append", default=[], help="profile to probe and hold (repeatable; default all)")
+    p.add_argument("--db", help="database to test the login in (default: the first profile's)")
+    p.add_argument("--state-dir", help="rotation state directory (default <backup_root>/.rotation)")
+    p.add_argument("--dry-run", action="store_true", help="say whether it is due and what would change; change nothing")
+
+    p = command("check-config", cmd_check_config, "validate the configuration file")
+    p.add_argument("--connect", action="store_true", help="also connect to the server and check pg_dump is not older than it")
+    return top
+
+
+def _out(text):
+    """stdout, flushed at once so cron logs keep lines in order (sanity forbids print in module_utils)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("terminated by signal %d" % signum)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    os.umask(0o077)
+    # SIGTERM (systemd, cron's kill, timeout) unwinds like ^C: partial directories removed, failure notified.
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        config = load_config_file(args.config)
+        result, text = args.func(config, args)
+    except LifeboatError as exc:
+        message = " ".join(str(exc).split())
+        if args.json:
+            _out(json.dumps({"ok": False, "command": args.command, "kind": exc.kind, "error": message}))
+        sys.stderr.write("lifeboat: %s\n" % message)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        sys.stderr.write("lifeboat: %s\n" % (exc or "interrupted"))
+        return 130
+    if args.json:
+        _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
+    else:
+        _out(text)
+    return 0

@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module shares: argument specs, building the engine's config, error mapping.
+
+Modules stay thin: parse arguments, build the same configuration dictionary
+the CLI reads from lifeboat.yml, call the engine, map typed errors to
+``fail_json``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from .._config.schema import DEFAULT_BACKUP_ROOT, OFFSITE_FIELDS, load_config_file, validate_config, validate_section
+from .._errors import LifeboatError
+
+CONNECTION_KEYS = (
+    "login_host", "login_port", "login_user", "login_password", "login_unix_socket",
+    "passfile", "connect_timeout", "maintenance_db", "pg_bin_dir",
+)
+
+
+def connection_argument_spec():
+    """Options of doc fragment lifeboat.backup.connection (names as in community.postgresql)."""
+    return dict(
+        login_host=dict(type="str", aliases=["host", "login_hostname"]),
+        login_port=dict(type="int", default=5432, aliases=["port"]),
+        login_user=dict(type="str", aliases=["login", "user"]),
+        login_password=dict(type="str", no_log=True),
+        login_unix_socket=dict(type="str", aliases=["unix_socket"]),
+        passfile=dict(type="path", no_log=False),
+        connect_timeout=dict(type="int", default=10),
+        maintenance_db=dict(type="str", default="postgres"),
+        pg_bin_dir=dict(type="path"),
+    )
+
+
+def storage_argument_spec():
+    """Options of doc fragment lifeboat.backup.storage."""
+    return dict(
+        backup_root=dict(type="path", default=DEFAULT_BACKUP_ROOT),
+        log_dir=dict(type="path"),
+        metrics_dir=dict(type="path"),
+    )
+
+
+def selection_argument_spec():
+    """Options of doc fragment lifeboat.backup.selection: which backup to read."""
+    return dict(
+        path=dict(type="path"),
+        profile=dict(type="str"),
+        backup_id=dict(type="str"),
+        identity_file=dict(type="path", no_log=False),
+    )
+
+
+def offsite_argument_spec():
+    """Options of doc fragment lifeboat.backup.offsite (names and aliases as in amazon.aws)."""
+    return dict(
+        bucket=dict(type="str", required=True),
+        prefix=dict(type="str", default="lifeboat"),
+        endpoint_url=dict(type="str", aliases=["aws_endpoint_url"]),
+        region=dict(type="str", aliases=["aws_region"]),
+        addressing_style=dict(type="str", choices=["auto", "path", "virtual"], default="auto"),
+        storage_class=dict(type="str"),
+        server_side_encryption=dict(type="str", choices=["AES256", "aws:kms"], aliases=["encryption_mode"]),
+        sse_kms_key_id=dict(type="str", aliases=["encryption_kms_key_id"]),
+        access_key=dict(type="str", no_log=True, aliases=["aws_access_key_id", "aws_access_key"]),
+        secret_key=dict(type="str", no_log=True, aliases=["aws_secret_access_key", "aws_secret_key"]),
+        session_token=dict(type="str", no_log=True, aliases=["aws_session_token"]),
+        checksum_mode=dict(type="str", choices=["when_supported", "when_required"], default="when_supported"),
+        object_lock_mode=dict(type="str", choices=["GOVERNANCE", "COMPLIANCE"]),
+        object_lock_days=dict(type="int"),
+        part_size_mb=dict(type="int", default=16),
+    )
+
+
+def offsite_source_argument_spec():
+    """Option ``offsite`` of doc fragment lifeboat.backup.offsite.source: read a backup from the bucket."""
+    options = offsite_argument_spec()
+    options["host"] = dict(type="str")
+    return dict(offsite=dict(type="dict", options=options))
+
+
+def offsite_of(params):
+    """The offsite section of the engine's configuration from module parameters (validated like lifeboat.yml)."""
+    names = set(offsite_argument_spec())
+    return validate_section(dict((k, v) for k, v in params.items() if k in names and v is not None), OFFSITE_FIELDS, "offsite")
+
+
+def connection_of(params, prefix=""):
+    return dict((k, params.get(prefix + k)) for k in CONNECTION_KEYS if params.get(prefix + k) is not None)
+
+
+def build_config(params, profiles=None, encryption=None):
+    """The engine's configuration from module parameters (validated like lifeboat.yml)."""
+    data = {
+        "connection": connection_of(params),
+        "backup_root": params.get("backup_root") or DEFAULT_BACKUP_ROOT,
+        "log_dir": params.get("log_dir"),
+        "metrics_dir": params.get("metrics_dir"),
+        "profiles": profiles or {},
+    }
+    if encryption:
+        data["encryption"] = encryption
+    return validate_config(data)
+
+
+def host_profiles(path):
+    """The profiles and backup root of a host's lifeboat configuration (for actions that act on its backups)."""
+    config = load_config_file(path)
+    return config["profiles"], config["backup_root"]
+
+
+def run(module, action):
+    """Call ``action()`` and exit the module with its result, or one clear failure message."""
+    try:
+        result = action()
+    except LifeboatError as exc:
+        module.fail_json(msg=str(exc), error_kind=exc.kind)
+    module.exit_json(**result)

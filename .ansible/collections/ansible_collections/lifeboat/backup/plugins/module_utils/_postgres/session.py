@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Talking to PostgreSQL: connections, client binaries and their environment.
+
+A password never reaches argv: psycopg2 gets it in-process and the client
+programs get a private 0600 passfile through ``PGPASSFILE`` in their own
+environment only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from .._errors import ConfigError, DatabaseError
+
+try:
+    import psycopg2
+    import psycopg2.extensions
+
+    HAS_PSYCOPG2 = True
+except ImportError:  # pragma: no cover - reported by require_psycopg2()
+    HAS_PSYCOPG2 = False
+
+APPLICATION_NAME = "lifeboat"
+
+
+def require_psycopg2():
+    if not HAS_PSYCOPG2:
+        raise DatabaseError("the psycopg2 Python library is required (python3-psycopg2 or psycopg2-binary)")
+
+
+def quote_ident(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def dbname_arg(name):
+    """A database name as a libpq connection string for ``--dbname``.
+
+    Client programs read a ``--dbname`` holding '=' (or a URI prefix) as a
+    connection string, so a database named ``a=b`` would fail; quoted, every name works.
+    """
+    return "dbname='%s'" % name.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def major_of(version_num):
+    """150020 -> 15; 90624 -> 9.6 style numbers map to 9."""
+    return version_num // 10000
+
+
+def _passfile_escape(value):
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+class Session:
+    """Connection settings for one database, usable as a context manager.
+
+    ``env()`` is the environment for client programs; ``connect()`` opens a
+    psycopg2 connection. A temporary passfile lives as long as the session.
+    """
+
+    def __init__(self, connection, db):
+        self.connection = connection
+        self.db = db
+        self._tmpdir = None
+        self._passfile = connection.get("passfile")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def for_db(self, db):
+        """A session on another database of the same server (shares nothing mutable)."""
+        return Session(self.connection, db)
+
+    @property
+    def host(self):
+        return self.connection.get("login_unix_socket") or self.connection.get("login_host")
+
+    def describe(self):
+        return "%s on %s:%s" % (self.db, self.host or "local socket", self.connection.get("login_port") or 5432)
+
+    def _password_file(self):
+        password = self.connection.get("login_password")
+        if not password:
+            return self._passfile
+        if not self._tmpdir:
+            self._tmpdir = tempfile.mkdtemp(prefix="lifeboat-pg-")
+            path = os.path.join(self._tmpdir, "pgpass")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write("*:*:*:*:%s\n" % _passfile_escape(password))
+            self._passfile = path
+        return self._passfile
+
+    def env(self, db=None):
+        """Environment for pg_dump, pg_restore and psql: libpq variables, no password value."""
+        env = dict(os.environ)
+        conn = self.connection
+        settings = {
+            "PGHOST": self.host,
+            "PGPORT": conn.get("login_port"),
+            "PGUSER": conn.get("login_user"),
+            "PGDATABASE": db or self.db,
+            "PGPASSFILE": self._password_file(),
+            "PGCONNECT_TIMEOUT": conn.get("connect_timeout"),
+            "PGAPPNAME": APPLICATION_NAME,
+        }
+        for key, value in settings.items():
+            if value is None or value == "":
+                env.pop(key, None)
+            else:
+                env[key] = str(value)
+        return env
+
+    def connect(self, db=None, autocommit=True):
+        require_psycopg2()
+        conn = self.connection
+        kwargs = {
+            "dbname": db or self.db,
+            "host": self.host,
+            "port": conn.get("login_port"),
+            "user": conn.get("login_user"),
+            "password": conn.get("login_password"),
+            "passfile": None if conn.get("login_password") else self._passfile,
+            "connect_timeout": conn.get("connect_timeout"),
+            "application_name": APPLICATION_NAME,
+        }
+        try:
+            handle = psycopg2.connect(**{k: v for k, v in kwargs.items() if v not in (None, "")})
+        except psycopg2.Error as exc:
+            raise DatabaseError("cannot connect to database %s: %s" % (Session(conn, db or self.db).describe(), clean_error(exc)))
+        handle.autocommit = autocommit
+        return handle
+
+
+_LIBPQ_NOISE = re.compile(
+    r'connection to server (at "[^"]*"(, port \d+)?|on socket "[^"]*") failed:\s*|\b(FATAL|ERROR|DETAIL|HINT):\s*'
+)
+
+
+def clean_error(exc):
+    """One line from a psycopg2 or client-program error, without libpq's noise."""
+    text = str(getattr(exc, "pgerror", None) or exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [_LIBPQ_NOISE.sub("", line) for line in lines]
+    return "; ".join(dict.fromkeys(lines)) or exc.__class__.__name__
+
+
+def cancel(handle):
+    """Ask the server to stop the running query; when the server is gone there is nothing to stop."""
+    with contextlib.suppress(psycopg2.Error):
+        handle.cancel()
+
+
+def query(handle, sql, params=None):
+    try:
+        with handle.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    except psycopg2.Error as exc:
+        raise DatabaseError("query failed: %s" % clean_error(exc))
+
+
+def server_info(handle):
+    """Server version number and whether we are superuser."""
+    version = handle.server_version
+    superuser = query(handle, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    return {
+        "server_version_num": version,
+        "server_version": query(handle, "SHOW server_version")[0][0],
+        "superuser": bool(superuser and superuser[0][0]),
+    }
+
+
+def database_exists(handle, name):
+    return bool(query(handle, "SELECT 1 FROM pg_database WHERE datname = %s", (name,)))
+
+
+_BINARY_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+
+def find_binary(name, connection, server_major=None):
+    """Locate a client program and return (path, major version).
+
+    Order: ``connection.pg_bin_dir``; Debian's /usr/lib/postgresql/<server major>/bin;
+    the newest /usr/lib/postgresql/*/bin; then PATH.
+    """
+    candidates = []
+    if connection.get("pg_bin_dir"):
+        candidates.append(os.path.join(connection["pg_bin_dir"], name))
+    else:
+        if server_major:
+            candidates.append("/usr/lib/postgresql/%d/bin/%s" % (server_major, name))
+        base = "/usr/lib/postgresql"
+        if os.path.isdir(base):
+            majors = sorted((d for d in os.listdir(base) if d.isdigit()), key=int, reverse=True)
+            candidates.extend(os.path.join(base, d, "bin", name) for d in majors)
+        found = shutil.which(name)
+        if found:
+            candidates.append(found)
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, binary_major(path)
+    where = connection.get("pg_bin_dir") or "PATH or /usr/lib/postgresql/*/bin"
+    raise ConfigError("%s not found in %s; install the PostgreSQL client of the server's major version" % (name, where))
+
+
+def binary_major(path):
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError("cannot run %s --version: %s" % (path, exc))
+    match = _BINARY_VERSION.search(out)
+    if not match:
+        raise ConfigError("cannot read the version of %s from %r" % (path, out.strip()))
+    return int(match.group(1))
+
+
+def require_client_not_older(name, path, client_major, server_major):
+    if client_major < server_major:
+        raise ConfigError(
+            "%s %s is version %d but the server is version %d; a dump needs a client at least as new as the server "
+            "(install postgresql-client-%d or set connection.pg_bin_dir)" % (name, path, client_major, server_major, server_major)
+        )

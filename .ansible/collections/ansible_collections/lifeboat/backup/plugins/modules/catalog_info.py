@@ -1,0 +1,93 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) lifeboat.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: catalog_info
+short_description: List lifeboat backups and the health of each profile
+version_added: 0.1.0
+description:
+  - Lists the backups under O(backup_root) per profile (id, time, size, status, last verification) and a health
+    summary (age of the newest backup, count, total size, newest verified backup, incomplete leftovers).
+  - Only directories with a valid manifest count as backups; others are reported as C(incomplete), C(damaged) or
+    C(in_progress).
+author:
+  - lifeboat.backup contributors (@lifeboat)
+extends_documentation_fragment:
+  - lifeboat.backup.storage
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Read-only.
+options:
+  profile:
+    description:
+      - Only this profile. Default is every profile under O(backup_root).
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Read the catalog
+  lifeboat.backup.catalog_info:
+    backup_root: /var/backups/lifeboat
+  register: catalog
+
+- name: Fail when the newest payments backup is older than two hours
+  ansible.builtin.assert:
+    that: catalog.profiles.payments.health.newest_age_seconds < 7200
+"""
+
+RETURN = r"""
+profiles:
+  description: Per profile, its health summary and its backups (oldest first).
+  returned: always
+  type: dict
+  sample:
+    payments:
+      health:
+        count: 24
+        newest_id: 20261122T070000Z
+        newest_age_seconds: 1260.4
+        newest_verified_id: 20261122T070000Z
+        total_bytes: 7340032
+        incomplete: []
+        in_progress: []
+      backups:
+        - id: 20261122T070000Z
+          status: complete
+          bytes: 305812
+          time: "2026-11-22T07:00:01.201938Z"
+          verification:
+            level: archive
+            ok: true
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import run, storage_argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
+
+
+def main():
+    argument_spec = storage_argument_spec()
+    argument_spec.update(profile=dict(type="str"))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+
+    def action():
+        root = params["backup_root"]
+        names = [params["profile"]] if params["profile"] else _catalog.profiles(root)
+        return {"changed": False, "profiles": dict((name, _catalog.report(root, name)) for name in names)}
+
+    run(module, action)
+
+
+if __name__ == "__main__":
+    main()
