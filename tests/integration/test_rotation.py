@@ -208,7 +208,6 @@ def test_alternate_rotation_under_load_fails_no_login_and_leaks_nothing(engine, 
     assert b"connection authorized: user=shop_app_b" in log  # while log_connections saw the new login
 
 
-
 def backup_user(cluster, root, name):
     """A login that backs up database ``name`` through a passfile, as role agent sets it up."""
     password = "Old-Backup-Password-%s-0123456789" % name

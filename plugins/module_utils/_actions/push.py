@@ -25,6 +25,7 @@ from .operation import Operation
 
 # -- push ----------------------------------------------------------------------------------------------------------------
 
+
 def _extra(section, backup_id):
     """Arguments every upload carries: storage class, encryption, Object Lock."""
     extra = {}
