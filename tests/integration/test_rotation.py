@@ -6,7 +6,6 @@ so whatever reaches the server is on record: the tests read that record for the 
 
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -424,3 +423,26 @@ def test_module_and_playbook_rotate_with_nothing_secret_in_vvv_output(engine, lo
     for secret in secrets_seen + [logged.password]:
         assert secret not in output
     assert login(logged, *env_credential(env), db="billing") == "billing_b"
+
+
+def test_a_failed_rotation_posts_the_webhook_without_any_secret(engine, logged, root, monkeypatch):
+    from test_notify import Receiver
+
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    receiver = Receiver()
+    try:
+        make_app(logged, "alerts")
+        env = str(root / "alerts.env")
+        config = config_for(engine, logged, root, notify={"webhook_url": receiver.url("ok", "hook")})
+        with pytest.raises(engine.errors.DatabaseError):
+            engine.rotate.rotate(config, role="alerts", db="alerts", consumers=[{"type": "env", "path": env}],
+                                 tests=["has_table_privilege('orders', 'INSERT')"])
+        (hook,) = receiver.to("/ok/hook")
+        body = json.loads(hook["body"])
+        assert body["status"] == "failure" and "rotate-password:alerts" in body["summary"]
+        assert "Failed to rotate the password of role alerts" in body["error"] and "INSERT" in body["error"]
+        assert logged.password not in hook["body"] and not os.path.exists(env)
+    finally:
+        receiver.close()
