@@ -110,7 +110,6 @@ options:
         description: With V(env), the variable holding the password.
         type: str
         default: PGPASSWORD
-        no_log: false
       user_key:
         description: With V(env), the variable holding the login name.
         type: str
@@ -130,8 +129,9 @@ options:
   test:
     description:
       - SQL boolean expressions the new credential must make true, for example
-        C(has_table_privilege('payments', 'SELECT')). Always checked as well, by default: the login works, it is
-        the expected login, and (alternate) it is a member of the group.
+        C(has_table_privilege('payments', 'SELECT')).
+      - Always checked as well, by default, that the login works, is the expected login and (alternate) is a member
+        of the group.
     type: list
     elements: str
     default: []
@@ -263,7 +263,7 @@ CONSUMER_OPTIONS = dict(
     group=dict(type="str"),
     mode=dict(type="str", default="0600"),
     key=dict(type="str", default="PGPASSWORD", no_log=False),
-    user_key=dict(type="str", default="PGUSER"),
+    user_key=dict(type="str", default="PGUSER", no_log=False),
     host=dict(type="str", default="*"),
     port=dict(type="str", default="*"),
     database=dict(type="str", default="*"),

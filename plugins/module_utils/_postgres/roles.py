@@ -7,10 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import psycopg2
-
 from .._errors import DatabaseError
 from .session import clean_error, query, quote_ident
+
+try:
+    import psycopg2
+except ImportError:  # pragma: no cover - session.require_psycopg2() reports it when connecting
+    psycopg2 = None
 
 # Settings that keep the ALTER ROLE out of the server log and pg_stat_statements. They are superuser settings (or
 # GRANT SET ON PARAMETER); a role without that right still sends only the verifier, never the plaintext.
