@@ -446,3 +446,15 @@ def test_a_failed_rotation_posts_the_webhook_without_any_secret(engine, logged, 
         assert logged.password not in hook["body"] and not os.path.exists(env)
     finally:
         receiver.close()
+
+
+def test_a_second_rotation_on_the_host_stops_at_once(engine, logged, root):
+    make_app(logged, "queue")
+    config = config_for(engine, logged, root)
+    state_dir = str(root / "state")
+    os.makedirs(state_dir, mode=0o700)
+    with engine.storage.ProfileLock(state_dir, "credential-rotation"):
+        with pytest.raises(engine.errors.LockError, match="another credential rotation is running on this host"):
+            engine.rotate.rotate(config, role="queue", db="queue", state_dir=state_dir)
+    assert not logged.psql("SELECT 1 FROM pg_roles WHERE rolname = 'queue_a'").strip()
+    assert engine.rotate.rotate(config, role="queue", db="queue", state_dir=state_dir)["rotated"]

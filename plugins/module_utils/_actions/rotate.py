@@ -34,7 +34,7 @@ import secrets
 import time
 
 from .._config.schema import get_profile, parse_duration
-from .._errors import ConfigError, DatabaseError, LifeboatError
+from .._errors import ConfigError, DatabaseError, LifeboatError, LockError
 from .._postgres import roles as _roles
 from .._postgres import scram as _scram
 from .._postgres import session as _pg
@@ -45,7 +45,7 @@ from .._store import catalog as _catalog
 from .._store import consumers as _consumers
 from .._store import gate as _gate
 from .._store import rotation_state as _state
-from .._store.files import ensure_dir
+from .._store.files import ProfileLock, ensure_dir
 from .operation import Operation
 
 STRATEGIES = ("alternate", "in_place")
@@ -99,7 +99,7 @@ def rotate(config, via="module", check_mode=False, **options):
     started = time.time()
     try:
         with Operation(config, "rotate", "the password of role %s" % req.role, via, check_mode, verb="rotate",
-                       keep=(ConfigError,), target=req.role) as op:
+                       keep=(ConfigError, LockError), target=req.role) as op, _one_at_a_time(req, check_mode):
             result = _Rotation(config, req, check_mode).run()
             op.audit(detail=_detail(req, result))
             if not check_mode:
@@ -111,6 +111,22 @@ def rotate(config, via="module", check_mode=False, **options):
     result["warnings"] = result.get("warnings", []) + op.warnings
     result["duration_seconds"] = op.duration
     return result
+
+
+@contextlib.contextmanager
+def _one_at_a_time(req, check_mode):
+    """Two rotations on one host would fight over the same logins and state: the second stops at once."""
+    if check_mode:
+        yield
+        return
+    try:
+        with ProfileLock(ensure_dir(req.state_dir), "credential-rotation"):
+            yield
+    except LockError as exc:
+        if "another run" not in str(exc):
+            raise
+        raise LockError("another credential rotation is running on this host (state in %s); not starting a second one"
+                        % req.state_dir)
 
 
 def _detail(req, result):
@@ -248,14 +264,14 @@ class _Rotation:
         return active, target
 
     def _active(self):
-        """The login consumers use now: as recorded, else as the consumer files say, else one that can log in."""
-        recorded = self.state.get("active_login")
-        if recorded in self.req.logins:
-            return recorded
-        for consumer in self.req.consumers:
+        """The login consumers use now: as the consumer files say, else as recorded, else one that can log in."""
+        for consumer in self.req.consumers:  # what clients read wins over our record (a lost or stale state file)
             login = _consumers.credential_of(consumer, _consumers.read(consumer["path"]))[0]
             if login in self.req.logins:
                 return login
+        recorded = self.state.get("active_login")
+        if recorded in self.req.logins:
+            return recorded
         for login in self.req.logins:
             if _roles.facts(self.admin, login)["login"]:
                 return login
