@@ -231,6 +231,7 @@ def test_sigterm_during_the_dump_leaves_no_partial(own, age_key, root, tmp_path)
     assert failures(before.root) == before.failures + 1
 
 
+
 def audit_lines(root, action):
     with open(os.path.join(root, ".log", "audit.jsonl")) as handle:
         return [line for line in map(json.loads, handle) if line["action"] == action]
@@ -254,7 +255,6 @@ def test_sigterm_during_a_restore_into_a_new_database_drops_it(own, age_key, tmp
     assert databases(own) == dbs
     line = audit_lines(root, "restore")[-1]
     assert line["result"] == "interrupted" and line["target"] == target and "signal 15" in line["error"]
-
 
 def test_wrong_password(own, age_key, root, tmp_path):
     before = Before(root)

@@ -25,7 +25,6 @@ from .operation import Operation
 
 # -- push ----------------------------------------------------------------------------------------------------------------
 
-
 def _extra(section, backup_id):
     """Arguments every upload carries: storage class, encryption, Object Lock."""
     extra = {}
