@@ -167,7 +167,7 @@ def test_alternate_rotation_under_load_fails_no_login_and_leaks_nothing(engine, 
     sampler = CmdlineSampler()
     sampler.start()
     workers = [subprocess.Popen([sys.executable, str(script), env, str(logged.port), "shop_app", str(LOAD_SECONDS)],
-                                stdout=subprocess.PIPE, text=True) for _ in range(WORKERS)]
+                                stdout=subprocess.PIPE, text=True) for _worker in range(WORKERS)]
     verifiers = []
     try:
         time.sleep(5)
@@ -189,7 +189,7 @@ def test_alternate_rotation_under_load_fails_no_login_and_leaks_nothing(engine, 
     assert all(r["ok"] > 20 for r in results), results
     assert sum(r["failed"] for r in results) == 0, [r["errors"] for r in results]
     seen = set(tuple(pair) for r in results for pair in r["seen"])
-    assert {user for user, _ in seen} == {"shop_app_a", "shop_app_b"}
+    assert {user for user, _password in seen} == {"shop_app_a", "shop_app_b"}
     assert ("shop_app_a", first_password) in seen
     assert "password authentication failed" in refused(logged, "shop_app_a", first_password)
     assert logged.psql("SELECT rolcanlogin, rolpassword IS NULL FROM pg_authid WHERE rolname = 'shop_app_a'").strip() == "f|t"
