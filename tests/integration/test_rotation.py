@@ -458,3 +458,40 @@ def test_a_second_rotation_on_the_host_stops_at_once(engine, logged, root):
             engine.rotate.rotate(config, role="queue", db="queue", state_dir=state_dir)
     assert not logged.psql("SELECT 1 FROM pg_roles WHERE rolname = 'queue_a'").strip()
     assert engine.rotate.rotate(config, role="queue", db="queue", state_dir=state_dir)["rotated"]
+
+
+def test_rotate_credentials_through_ansible_runner_as_an_awx_schedule_runs_it(logged, root):
+    """The private data directory AWX hands to ansible-runner; what AWX keeps of the job holds no secret."""
+    import glob
+    import shutil
+
+    import yaml
+    from conftest import VENV_BIN
+
+    make_app(logged, "awx_app")
+    env = str(root / "awx_app.env")
+    private = root / "runner"
+    (private / "env").mkdir(parents=True)
+    extravars = private / "env" / "extravars"
+    extravars.write_text(json.dumps({
+        "rotate_credentials_hosts": "lifeboat_hosts", "rotate_credentials_admin": logged.connection(),
+        "agent_backup_root": str(root / "backups"),
+        "rotate_credentials_roles": [{"role": "awx_app", "db": "awx_app", "grace": "0s",
+                                      "consumers": [{"type": "env", "path": env}]}]}))
+    extravars.chmod(0o600)
+    (private / "env" / "envvars").write_text(yaml.safe_dump({
+        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO, ".build", "collections"), "ANSIBLE_LOCALHOST_WARNING": "0"}))
+    shutil.copytree(os.path.join(REPO, "inventories", "local"), private / "inventory")
+    shutil.copytree(os.path.join(REPO, "playbooks"), private / "project" / "playbooks")
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-runner"), "run", str(private), "-p",
+                           "playbooks/rotate_credentials.yml", "--ident", "rotate"], capture_output=True, text=True,
+                          timeout=600, check=False, env=dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"]))
+    artifacts = private / "artifacts" / "rotate"
+    assert (artifacts / "status").read_text() == "successful", proc.stdout[-3000:] + proc.stderr[-2000:]
+    user, password = env_credential(env)
+    assert user == "awx_app_a" and login(logged, user, password, db="awx_app") == "awx_app_a"
+    verifier = verifier_of(logged, "awx_app_a")
+    for path in [artifacts / "stdout"] + glob.glob(str(artifacts / "job_events" / "*.json")):
+        with open(path) as handle:
+            text = handle.read()
+        assert password not in text and verifier not in text and logged.password not in text, path
