@@ -376,6 +376,9 @@ def test_the_backup_user_rotates_its_own_password_from_the_cli(logged, root):
     new = open(passfile).read().split(":")[-1].strip()
     assert new not in proc.stdout + proc.stderr
     assert login(logged, "selfrot_backup", new) == "selfrot_backup"
+    log, statements = server_record(logged)  # not a superuser: the verifier may be on record, the password never
+    assert new.encode() not in log and new.encode() not in statements
+    assert verifier_of(logged, "selfrot_backup").encode() in log  # what a non-superuser cannot hide, said above
     again = lifeboat("--config", host_config, "--json", "rotate-password")
     assert again.returncode == 0 and not json.loads(again.stdout)["changed"]
     backup = lifeboat("--config", host_config, "backup", "--profile", "daily")
