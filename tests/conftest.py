@@ -69,6 +69,12 @@ ENGINE_MODULES = {
     "errors": "_errors",
     "version": "_version",
     "operation": "_actions.operation",
+    "rotate": "_actions.rotate",
+    "scram": "_postgres.scram",
+    "roles": "_postgres.roles",
+    "consumers": "_store.consumers",
+    "gate": "_store.gate",
+    "rotation_state": "_store.rotation_state",
 }
 
 

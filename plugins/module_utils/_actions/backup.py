@@ -25,6 +25,7 @@ from .._errors import ConfigError, DumpError, LifeboatError, LockError, StorageE
 from .._postgres import session as _pg
 from .._postgres import tables as _tables
 from .._store import catalog as _catalog
+from .._store import gate as _gate
 from .._store import manifest as _manifest
 from .._store.files import ProfileDir, ProfileLock, staged
 from .._stream import codec as _codec
@@ -189,8 +190,9 @@ def _dump_with_session(config, profile_name, profile, encryption, session, start
         with _Snapshot(config, profile, session) as snap:
             return _plan_result(config, profile_name, profile, encryption, snap)
     root = config["backup_root"]
+    # A credential switch in progress (in_place rotation) finishes first; then a second run stops at once.
     with ProfileDir(root, _catalog.profile_dir(root, profile_name)) as profile_dir, \
-            ProfileLock(profile_dir, profile_name):  # before touching the server: a second run stops at once
+            _gate.passing(profile_dir.path, _gate.BACKUP_WAIT), ProfileLock(profile_dir, profile_name):
         with _Snapshot(config, profile, session) as snap:
             return _write_backup(config, profile_name, profile, encryption, session, snap, started, profile_dir)
 

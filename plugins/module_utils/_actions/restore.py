@@ -372,7 +372,8 @@ def apply_database_properties(the_plan, session):
     entry, options = the_plan.entry, the_plan.options
     item = _artifact(entry, "database")[0]
     env = session.env(db=options.target_db)
-    workdir = tempfile.mkdtemp(prefix="lifeboat-restore-", dir=options.tmp_dir)
+    scratch = _scratch.PrivateDir("restore", options.tmp_dir)
+    workdir = scratch.path
     try:
         listing = _artifacts.listing(entry, item, options.identity_file, the_plan.pg_restore, workdir, env)
         lines = _database_level.entries(listing, privileges=not options.no_owner)
@@ -381,7 +382,7 @@ def apply_database_properties(the_plan, session):
         script = _artifacts.listing(entry, item, options.identity_file, the_plan.pg_restore, workdir, env,
                                     use_list=_write_list(workdir, lines))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        scratch.remove()
     handle = session.connect(db=options.target_db)
     try:
         for statement in _database_level.statements(script):

@@ -26,6 +26,7 @@ from .._actions import pull as _offsite_pull
 from .._actions import push as _push
 from .._actions import remote_prune as _offsite_prune
 from .._actions import restore as _restore
+from .._actions import rotate as _rotate
 from .._actions import scheduled_run as _run
 from .._actions import verify as _verify
 from .._config.schema import DEFAULT_CONFIG_PATH, get_profile, load_config_file
@@ -208,6 +209,43 @@ def cmd_check_config(config, args):
     return result, text
 
 
+def _consumers(config, args):
+    """--consumer TYPE:PATH as given; by default where this host's own connection keeps its password."""
+    if args.consumer:
+        kinds = [item.split(":", 1) for item in args.consumer]
+        if any(len(k) != 2 for k in kinds):
+            raise ConfigError("--consumer must be TYPE:PATH (passfile, env or lifeboat_config), got %r" % args.consumer)
+        return [{"type": kind, "path": os.path.abspath(path)} for kind, path in kinds]
+    passfile = config["connection"].get("passfile")
+    if passfile and not config["connection"].get("login_password"):
+        return [{"type": "passfile", "path": os.path.abspath(passfile)}]
+    return [{"type": "lifeboat_config", "path": os.path.abspath(args.config)}]
+
+
+def cmd_rotate_password(config, args):
+    """The backup user rotating its own credential on its host (from cron): in_place, all profiles probed and gated."""
+    profiles = args.profile or sorted(config["profiles"])
+    db = args.db or (config["profiles"][profiles[0]]["db"] if profiles else config["connection"]["maintenance_db"])
+    result = _rotate.rotate(config, via="cli", check_mode=args.dry_run, role=args.role, strategy=args.strategy,
+                            max_age=args.max_age, force=args.force, revoke=args.revoke, grace=args.grace,
+                            consumers=_consumers(config, args), tests=args.test, db=db, profiles=profiles,
+                            state_dir=args.state_dir)
+    result.pop("rotated_epoch", None)
+    if result["rotated"]:
+        text = "rotated the password of %s (%s); consumers written: %s; tested: %s" % (
+            result["active_login"], result["strategy"], ", ".join(result["consumers"]) or "none", "; ".join(result["tests"]))
+    elif args.dry_run and result["due"]:
+        text = "would rotate the password of %s (%s); would write %s" % (
+            result["active_login"], result["strategy"], ", ".join(result["consumers"]) or "no consumer")
+    else:
+        text = "the password of %s is not due until %s" % (result["role"], result["next_due"])
+    if result["retired_login"]:
+        text += "\n%s login %s (its grace has passed)" % ("would disable" if args.dry_run else "disabled", result["retired_login"])
+    for warning in result["warnings"]:
+        text += "\nwarning: %s" % warning
+    return result, text
+
+
 def parser():
     top = argparse.ArgumentParser(prog="lifeboat", description="PostgreSQL backups that cannot fail silently.")
     top.add_argument("--config", default=os.environ.get("LIFEBOAT_CONFIG", DEFAULT_CONFIG_PATH),
@@ -287,6 +325,23 @@ def parser():
 
     p = command("run", cmd_run, "the scheduled run of a profile: backup, verify, follow-ups, prune, notifications")
     p.add_argument("--profile", required=True)
+
+    p = command("rotate-password", cmd_rotate_password,
+                "rotate this host's database password (default: the backup user, in place, when older than --max-age)")
+    p.add_argument("--role", help="role to rotate (default: connection.login_user)")
+    p.add_argument("--strategy", choices=_rotate.STRATEGIES, default="in_place")
+    p.add_argument("--max-age", default=_rotate.DEFAULT_MAX_AGE, help="rotate only when older (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="rotate even when younger than --max-age")
+    p.add_argument("--revoke", action="store_true", help="after a compromise: disable the logins, end their sessions, rotate")
+    p.add_argument("--grace", default=_rotate.DEFAULT_GRACE, help="alternate: how long the old login keeps working")
+    p.add_argument("--consumer", action="append", default=[], metavar="TYPE:PATH",
+                   help="file to write the new credential to: passfile, env or lifeboat_config (repeatable; default: "
+                        "connection.passfile, else this configuration file)")
+    p.add_argument("--test", action="append", default=[], metavar="SQL", help="a boolean SQL check the new login must pass")
+    p.add_argument("--profile", action="append", default=[], help="profile to probe and hold (repeatable; default all)")
+    p.add_argument("--db", help="database to test the login in (default: the first profile's)")
+    p.add_argument("--state-dir", help="rotation state directory (default <backup_root>/.rotation)")
+    p.add_argument("--dry-run", action="store_true", help="say whether it is due and what would change; change nothing")
 
     p = command("check-config", cmd_check_config, "validate the configuration file")
     p.add_argument("--connect", action="store_true",

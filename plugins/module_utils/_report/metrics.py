@@ -37,6 +37,8 @@ REGISTRY = {
     "lifeboat_offsite_bytes": ("gauge", "Size of the artifacts of the last backup pushed offsite."),
     "lifeboat_offsite_failures_total": ("counter", "Failed pushes offsite and remote prunes."),
     "lifeboat_notify_failures_total": ("counter", "Webhook or dead-man's-switch deliveries that failed."),
+    "lifeboat_credential_last_rotation_timestamp_seconds": ("gauge", "Unix time the role's password was last rotated (label role)."),
+    "lifeboat_credential_age_seconds": ("gauge", "Age of the role's password when lifeboat last looked (label role)."),
 }
 
 # Labels up to the last '}': an escaped label value may itself hold '}' (a database named 'a}b').
@@ -76,10 +78,11 @@ def _read(metrics_dir, profile):
     return values, foreign
 
 
-def update(metrics_dir, profile, database, values=None, increment=()):
+def update(metrics_dir, profile, database, values=None, increment=(), labels=None):
     """Set gauges in ``values``, add to counters in ``increment``, rewrite the file.
 
-    ``increment``: counter names (each + 1) or a mapping of counter name to amount.
+    ``increment``: counter names (each + 1) or a mapping of counter name to amount. ``labels`` replaces the
+    profile and database labels for a file that is about something else (a credential: ``{"role": ...}``).
     """
     current, foreign = _read(metrics_dir, profile)
     unknown = sorted(set(values or {}).union(increment) - set(REGISTRY))
@@ -90,9 +93,9 @@ def update(metrics_dir, profile, database, values=None, increment=()):
     for name, amount in amounts.items():
         current[name] = current.get(name, 0) + amount
     for name, family in REGISTRY.items():
-        if family[0] == "counter":
+        if family[0] == "counter" and labels is None:
             current.setdefault(name, 0)
-    labels = 'profile="%s",database="%s"' % (_escape(profile), _escape(database))
+    labels = ",".join('%s="%s"' % (k, _escape(v)) for k, v in (labels or {"profile": profile, "database": database}).items())
     lines = []
     for name in sorted(current):
         kind, help_text = REGISTRY.get(name) or foreign[name]

@@ -1,0 +1,33 @@
+"""The client-side SCRAM-SHA-256 verifier equals PostgreSQL's own, byte for byte.
+
+The vector was taken from a PostgreSQL 15 server: ``ALTER ROLE t PASSWORD 'hello-world'`` stored the verifier below
+(random salt) in pg_authid.rolpassword. tests/integration/test_rotation.py repeats this against the live server.
+"""
+
+import pytest
+
+SERVER_VERIFIER = ("SCRAM-SHA-256$4096:Xm2QIyUO12fT74a8Ad9WSg==$hlGyO+UFU8eG8bQqugEeydc7mRs1yZdufqxr2wzeKX8="
+                   ":GIA3d78LnLurx/bZjrLDnXJHnuRA37ApH67fQA+T+kI=")
+
+
+def test_verifier_with_the_servers_salt_is_the_servers_verifier(engine):
+    scram = engine.scram
+    iterations, salt, _stored, _server = scram.parse(SERVER_VERIFIER)
+    assert iterations == 4096
+    assert scram.verifier("hello-world", salt=salt) == SERVER_VERIFIER
+    assert scram.matches("hello-world", SERVER_VERIFIER)
+    assert not scram.matches("hello-worle", SERVER_VERIFIER)
+
+
+def test_fresh_verifiers_have_random_salts_and_never_hold_the_password(engine):
+    scram = engine.scram
+    first, second = scram.verifier("a secret"), scram.verifier("a secret")
+    assert first != second and "a secret" not in first
+    assert scram.matches("a secret", first) and scram.matches("a secret", second)
+    assert len(scram.parse(first)[1]) == 16
+
+
+@pytest.mark.parametrize("password", ["", "caf\u00e9", "tab\there"])
+def test_passwords_saslprep_would_change_are_refused(engine, password):
+    with pytest.raises(ValueError):
+        engine.scram.verifier(password)
