@@ -6,6 +6,7 @@
 What prune never deletes, whatever the policy says:
 
 - the newest backup that passed verification (_retention guarantees it);
+- a held backup (``lifeboat hold``), kept with the rule ``hold: <reason>``;
 - a backup being written: while the profile lock is held, no ``.partial``
   directory is touched, however old it looks;
 - directories it cannot prove to be backups or dead leftovers: ``incomplete``
@@ -56,7 +57,8 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
     directory = _catalog.profile_dir(root, profile_name)
     entries = _catalog.scan(root, profile_name)
     complete = [e for e in entries if e.status == _catalog.COMPLETE]
-    fields, doomed = _retention.plan_for(complete, policy, lambda e: _retention.verification_state(e.verification))
+    fields, doomed = _retention.plan_for(complete, policy, lambda e: _retention.verification_state(e.verification),
+                                        lambda e: (e.hold or {}).get("reason"))
     leftovers, skipped = _leftovers(directory, entries, now)
     result = dict(
         fields,

@@ -21,6 +21,7 @@ import sys
 
 from .._actions import backup as _dump
 from .._actions import check_config as _check_config
+from .._actions import hold as _hold
 from .._actions import prune as _prune
 from .._actions import pull as _offsite_pull
 from .._actions import push as _push
@@ -115,8 +116,36 @@ def cmd_list(config, args):
         for backup in item["backups"]:
             verification = backup["verification"] or {}
             mark = ("%s %s" % (verification.get("level"), "ok" if verification.get("ok") else "FAILED")) if verification else "unverified"
-            lines.append("  %-22s %-11s %10s  %s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark))
+            held = "  held: %s" % backup["hold"]["reason"] if backup.get("hold") else ""
+            lines.append("  %-22s %-11s %10s  %s%s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark, held))
     return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]
+
+
+def _hold_line(result, verb):
+    state = verb if result["changed"] else ("is already held" if result["held"] else "is not held")
+    line = "backup %s of profile %s %s" % (result["id"], result["profile"], state)
+    if result["held"]:
+        line += ": %s" % result["hold"]["reason"]
+    offsite = result["offsite"]
+    if not offsite:
+        return line
+    if not offsite["offsite"]:
+        return line + "\noffsite %s: not there yet; the push will hold it" % offsite["location"]
+    if offsite["object_lock"]:
+        return line + "\noffsite %s: legal hold %s on %d objects" % (
+            offsite["location"], "set" if result["held"] else "lifted", len(offsite["legal_hold"]))
+    return line + "\noffsite %s: hold.json %s (the bucket has no Object Lock)" % (
+        offsite["location"], "stored" if result["held"] else "removed")
+
+
+def cmd_hold(config, args):
+    result = _hold.hold(config, args.profile, args.id, args.reason, via="cli", check_mode=args.dry_run)
+    return result, _hold_line(result, "would be held" if args.dry_run else "held")
+
+
+def cmd_release(config, args):
+    result = _hold.release(config, args.profile, args.id, via="cli", check_mode=args.dry_run)
+    return result, _hold_line(result, "would be released" if args.dry_run else "released")
 
 
 def _prune_lines(result):
@@ -283,6 +312,17 @@ def parser():
 
     p = command("run", cmd_run, "the scheduled run of a profile: backup, verify, follow-ups, prune, notifications")
     p.add_argument("--profile", required=True)
+
+    p = command("hold", cmd_hold, "keep one backup whatever the retention policy says (locally and offsite), until released")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--id", required=True, help="backup id within the profile")
+    p.add_argument("--reason", required=True, help="why it is kept, shown by list and prune (e.g. 'legal: 7 years')")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+    p = command("release", cmd_release, "release a held backup: retention applies to it again")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--id", required=True, help="backup id within the profile")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
 
     p = command("check-config", cmd_check_config, "validate the configuration file")
     p.add_argument("--connect", action="store_true",
