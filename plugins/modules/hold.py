@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: hold
 short_description: Keep one lifeboat backup whatever the retention policy says, or release it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Holds (O(state=present)) or releases (O(state=absent)) one backup, as Barman's C(keep) does, for example the
     transactions kept seven years for legal reasons.

@@ -34,6 +34,7 @@ from .._errors import ConfigError, LifeboatError
 from .._offsite import remote as _remote
 from .._store import catalog as _catalog
 from .._store import retention as _retention
+from . import query as _query
 
 
 def _size(n):
@@ -240,6 +241,8 @@ def parser():
     top.add_argument("--config", default=os.environ.get("LIFEBOAT_CONFIG", DEFAULT_CONFIG_PATH),
                      help="configuration file (default %(default)s)")
     top.add_argument("--json", action="store_true", help="print one JSON object per line")
+    top.add_argument("--query", metavar="JMESPATH", help="print only what this JMESPath expression selects from the JSON "
+                                                         "result (implies --json), e.g. 'shop.backups[?hold].id'")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -346,7 +349,9 @@ def main(argv=None):
     os.umask(0o077)
     # SIGTERM (systemd, cron's kill, timeout) unwinds like ^C: partial directories removed, failure notified.
     signal.signal(signal.SIGTERM, _terminated)
+    args.json = args.json or bool(args.query)
     try:
+        query = _query.compile_query(args.query) if args.query else None
         config = load_config_file(args.config)
         result, text = args.func(config, args)
     except LifeboatError as exc:
@@ -358,7 +363,9 @@ def main(argv=None):
     except KeyboardInterrupt as exc:
         sys.stderr.write("lifeboat: %s\n" % (exc or "interrupted"))
         return 130
-    if args.json:
+    if query:
+        _out(json.dumps(_query.search(query, dict(result, ok=True, command=args.command)), sort_keys=True))
+    elif args.json:
         _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
     else:
         _out(text)
