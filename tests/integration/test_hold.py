@@ -123,6 +123,12 @@ def test_offsite_hold_is_an_object_lock_legal_hold_and_remote_prune_skips_it(cli
     client = s3.client()
     objects = [k for k in s3.keys(bucket, prefix)]
 
+    preview = json.loads(cli(config, "--json", "hold", "--profile", "shop", "--id", oldest, "--reason", REASON, "--dry-run",
+                             check=0).stdout)
+    assert preview["changed"] and sorted(preview["offsite"]["legal_hold"]) == sorted(k[len(prefix):] for k in objects)
+    assert s3.keys(bucket, prefix) == objects and not os.path.exists(os.path.join(backup_root, "shop", oldest, "hold.json"))
+    assert all(client.head_object(Bucket=bucket, Key=key).get("ObjectLockLegalHoldStatus") != "ON" for key in objects)
+
     held = json.loads(cli(config, "--json", "hold", "--profile", "shop", "--id", oldest, "--reason", REASON, check=0).stdout)
     assert held["offsite"]["object_lock"] is True and sorted(held["offsite"]["legal_hold"]) == sorted(k[len(prefix):] for k in objects)
     for key in objects:
@@ -147,7 +153,7 @@ def test_offsite_hold_is_an_object_lock_legal_hold_and_remote_prune_skips_it(cli
     assert [a["target"] for a in _audit(backup_root, "hold", "release")][-1] == "s3://%s/%s" % (bucket, prefix)
 
 
-def test_a_backup_held_before_its_push_is_held_in_a_bucket_without_object_lock(cli, pg, shop_db, age_key, backup_root, s3):
+def test_a_backup_held_before_its_push_is_held_in_a_bucket_without_object_lock(cli, module, pg, shop_db, age_key, backup_root, s3):
     bucket = s3.bucket()
     config = _config(pg, age_key, backup_root, shop_db, offsite=s3.target(bucket, retention={"keep_last": 1}))
     oldest, newest = _backups(cli, config, 2)
@@ -163,5 +169,11 @@ def test_a_backup_held_before_its_push_is_held_in_a_bucket_without_object_lock(c
     pruned = json.loads(cli(config, "--json", "remote-prune", "--profile", "shop", check=0).stdout)
     assert pruned["deleted"] == [] and _plan(pruned)[oldest] == ["hold: %s" % REASON]
     assert prefix + "manifest.json" in s3.keys(bucket, prefix)
-    assert "hold.json removed" in cli(config, "release", "--profile", "shop", "--id", oldest, check=0).stdout
+    release = dict(backup_root=backup_root, profile="shop", backup_id=oldest, state="absent", offsite=s3.target(bucket))
+    checked = module("hold", release, check=True)
+    assert checked.changed and prefix + "hold.json" in s3.keys(bucket, prefix)
+    released = module("hold", release)
+    assert released.changed and released["hold"]["offsite"]["object_lock"] is False
+    assert prefix + "hold.json" not in s3.keys(bucket, prefix) and not module("hold", release).changed
+    assert s3.target(bucket)["secret_key"] not in released.proc.stdout
     assert json.loads(cli(config, "--json", "remote-prune", "--profile", "shop", check=0).stdout)["deleted"] == [oldest]
