@@ -177,3 +177,22 @@ def test_a_backup_held_before_its_push_is_held_in_a_bucket_without_object_lock(c
     assert prefix + "hold.json" not in s3.keys(bucket, prefix) and not module("hold", release).changed
     assert s3.target(bucket)["secret_key"] not in released.proc.stdout
     assert json.loads(cli(config, "--json", "remote-prune", "--profile", "shop", check=0).stdout)["deleted"] == [oldest]
+
+
+def test_a_hold_placed_while_prune_runs_spares_the_backup(engine, cli, pg, shop_db, age_key, backup_root, monkeypatch):
+    """Prune takes no lock; a hold written between its plan and its deletions must still win."""
+    config = _config(pg, age_key, backup_root, shop_db)
+    oldest, newest = _backups(cli, config, 2)
+    plan_for = engine.retention.plan_for
+
+    def plan_then_hold(*args, **kwargs):  # the operator's ``lifeboat hold`` lands right after the plan
+        planned = plan_for(*args, **kwargs)
+        cli(config, "hold", "--profile", "shop", "--id", oldest, "--reason", REASON, check=0)
+        return planned
+
+    monkeypatch.setattr(engine.prune._retention, "plan_for", plan_then_hold)
+    result = engine.prune.prune(engine.config.validate_config(config), "shop", {"keep_last": 1})
+    assert result["deleted"] == [] and sorted(result["kept"]) == sorted([oldest, newest])
+    assert os.path.isdir(os.path.join(backup_root, "shop", oldest))
+    assert _plan(result)[oldest] == ["held while prune ran: %s" % REASON]
+    assert _audit(backup_root, "prune")[-1]["kept"] == 2
