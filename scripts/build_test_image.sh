@@ -11,7 +11,7 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/containers.conf}"
 # What the agent role installs (so converge finds it installed), the server the scenarios back up,
 # python3-apt for ansible.builtin.apt, procps for the prepare step, sudo for become.
 packages=(
-  python3 python3-apt python3-psycopg2 python3-yaml
+  python3 python3-apt python3-psycopg2 python3-yaml python3-jmespath
   postgresql-15 postgresql-client-15
   cron logrotate zstd age util-linux procps sudo
 )

@@ -12,8 +12,9 @@ module: catalog_info
 short_description: List lifeboat backups and the health of each profile
 version_added: 0.1.0
 description:
-  - Lists the backups under O(backup_root) per profile (id, time, size, status, last verification) and a health
-    summary (age of the newest backup, count, total size, newest verified backup, incomplete leftovers).
+  - Lists the backups under O(backup_root) per profile (id, time, size, status, last verification, hold) and a
+    health summary (age of the newest backup, count, total size, newest verified backup, incomplete leftovers, held
+    backups and their reasons, see M(lifeboat.backup.hold)).
   - Only directories with a valid manifest count as backups; others are reported as C(incomplete), C(damaged) or
     C(in_progress).
 author:
@@ -32,6 +33,13 @@ options:
     description:
       - Only this profile. Default is every profile under O(backup_root).
     type: str
+  query:
+    description:
+      - A JMESPath expression applied to RV(profiles), as the AWS CLI's C(--query); its value is returned in
+        RV(query_result). For example V(shop.backups[?hold].id) lists the held backups of profile C(shop).
+      - Needs the Python package C(jmespath) on the managed host (Debian C(python3-jmespath), a dependency of
+        C(python3-boto3)).
+    type: str
 """
 
 EXAMPLES = r"""
@@ -39,6 +47,11 @@ EXAMPLES = r"""
   lifeboat.backup.catalog_info:
     backup_root: /var/backups/lifeboat
   register: catalog
+
+- name: Ids of the held backups of every profile
+  lifeboat.backup.catalog_info:
+    query: "*.backups[?hold][].id"
+  register: held
 
 - name: Fail when the newest payments backup is older than two hours
   ansible.builtin.assert:
@@ -60,6 +73,7 @@ profiles:
         total_bytes: 7340032
         incomplete: []
         in_progress: []
+        held: {"20261231T230000Z": "legal: keep 7 years"}
       backups:
         - id: 20261122T070000Z
           status: complete
@@ -68,23 +82,34 @@ profiles:
           verification:
             level: archive
             ok: true
+          hold: null
+query_result:
+  description: What O(query) selects from RV(profiles).
+  returned: when O(query) is set
+  type: raw
+  sample: ["20261231T230000Z"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import run, storage_argument_spec
+from ansible_collections.lifeboat.backup.plugins.module_utils._front.query import compile_query, search
 from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def main():
     argument_spec = storage_argument_spec()
-    argument_spec.update(profile=dict(type="str"))
+    argument_spec.update(profile=dict(type="str"), query=dict(type="str"))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
 
     def action():
+        query = compile_query(params["query"], "query") if params["query"] else None
         root = params["backup_root"]
         names = [params["profile"]] if params["profile"] else _catalog.profiles(root)
-        return {"changed": False, "profiles": dict((name, _catalog.report(root, name)) for name in names)}
+        result = {"changed": False, "profiles": dict((name, _catalog.report(root, name)) for name in names)}
+        if query:
+            result["query_result"] = search(query, result["profiles"])
+        return result
 
     run(module, action)
 

@@ -198,8 +198,10 @@ def test_a_directory_another_user_could_write_is_refused(pg, age_key, shop_db, b
                     "fix: chmod 0700 %s" % (path, path))
     else:
         os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
-        expected = ("%s is owned by nobody (mode 0700), not by root who runs lifeboat: that user could replace backups "
-                    "there; fix: chown root %s (or run lifeboat as nobody if that is the backup user)" % (path, path))
+        command = "lifeboat --config %s backup --profile shop" % (tmp_path / "lifeboat.yml")
+        expected = ("%s belongs to nobody, but lifeboat runs as root: what root writes there nobody could not replace or "
+                    "prune later (its prune would report it as damaged); run it as nobody: runuser -u nobody -- %s "
+                    "(or sudo -u nobody %s)" % (path, command, command))
     proc = run_backup(pg, age_key, shop_db, backup_root, tmp_path)
     assert proc.returncode == 8, proc.stderr  # a storage error; before the fix: 0, a backup in that directory
     assert proc.stderr.strip().splitlines() == ["lifeboat: Failed to dump database %s (profile shop): %s" % (shop_db, expected)]

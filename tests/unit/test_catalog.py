@@ -102,6 +102,7 @@ def test_health(engine, root):
         "newest_verified_id": "20261122T020000Z",  # the newest that passed, by time
         "incomplete": ["20261123T020000Z.partial", "20261123T030000Z", "20261124T020000Z"],
         "in_progress": [],
+        "held": {},
     }
 
 

@@ -271,3 +271,16 @@ def test_prune_refuses_empty_policy_before_touching_anything(engine, tmp_path):
         engine.prune.prune(config, "p", {"keep_last": 0, "keep_daily": 0})
     assert os.listdir(str(directory)) == ["20250101T000000Z"]
     assert not (tmp_path / ".log").exists()
+
+
+def test_a_held_backup_is_kept_with_its_reason_whatever_the_policy(retention):
+    times = [at(2020, 1, d) for d in range(1, 11)]
+    backups = history(retention, times)
+    backups[0].hold = "legal: 7 years, ticket 4711"
+    decisions = retention.plan(backups, {"keep_last": 2})
+    assert kept(decisions) == {ident(times[0]), ident(times[-1]), ident(times[-2])}
+    assert rules_of(decisions)[ident(times[0])] == ["hold: legal: 7 years, ticket 4711"]
+    fields, doomed = retention.plan_for(backups, {"keep_last": 2}, lambda b: b.verification,
+                                        lambda b: b.hold)
+    assert ident(times[0]) in fields["kept"] and ident(times[0]) not in [b.id for b in doomed]
+    assert len(doomed) == 7

@@ -20,11 +20,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import shlex
+import sys
 import time
 
-from .._errors import LifeboatError
+from .._errors import LifeboatError, StorageError
 from .._report import audit as _audit
 from .._report import metrics as _metrics
+from .._store.files import foreign_owner
 
 
 class Operation:
@@ -66,7 +70,26 @@ class Operation:
 
     def __enter__(self):
         self.started = time.time()
+        if not self.check_mode:
+            self._refuse_root_in_foreign_tree()
         return self
+
+    def _refuse_root_in_foreign_tree(self):
+        """Before anything is written (not even the audit line): root in a tree the backup user owns is refused."""
+        root = self.config.get("backup_root")
+        paths = [root, os.path.join(root, self.profile)] if root and self.profile else [root]
+        found = foreign_owner([p for p in paths + [self.config.get("log_dir"), self.config.get("metrics_dir")] if p])
+        if not found:
+            return
+        path, owner = found
+        if self.via == "cli":
+            command = "lifeboat " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+            how = "runuser -u %s -- %s (or sudo -u %s %s)" % (owner, command, owner, command)
+        else:
+            how = "become: true and become_user: %s on the task" % owner
+        raise StorageError("%s: %s belongs to %s, but lifeboat runs as root: what root writes there %s could not "
+                           "replace or prune later (its prune would report it as damaged); run it as %s: %s"
+                           % (self.message, path, owner, owner, owner, how))
 
     def __exit__(self, kind, exc, traceback):
         self.duration = self.elapsed()

@@ -6,6 +6,7 @@
 What prune never deletes, whatever the policy says:
 
 - the newest backup that passed verification (_retention guarantees it);
+- a held backup (``lifeboat hold``), kept with the rule ``hold: <reason>``;
 - a backup being written: while the profile lock is held, no ``.partial``
   directory is touched, however old it looks;
 - directories it cannot prove to be backups or dead leftovers: ``incomplete``
@@ -56,7 +57,8 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
     directory = _catalog.profile_dir(root, profile_name)
     entries = _catalog.scan(root, profile_name)
     complete = [e for e in entries if e.status == _catalog.COMPLETE]
-    fields, doomed = _retention.plan_for(complete, policy, lambda e: _retention.verification_state(e.verification))
+    fields, doomed = _retention.plan_for(complete, policy, lambda e: _retention.verification_state(e.verification),
+                                        lambda e: (e.hold or {}).get("reason"))
     leftovers, skipped = _leftovers(directory, entries, now)
     result = dict(
         fields,
@@ -76,7 +78,8 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
     with Operation(config, "prune", "profile %s" % profile_name, via, failure_metrics={"increment": ["lifeboat_prune_failures_total"]},
                    profile=profile_name, database=database, deleted=result["deleted"], kept=len(result["kept"]),
                    bytes=result["freed_bytes"], detail=_detail(policy, result)) as op:
-        failures = _apply(directory, doomed, leftovers)
+        failures = _apply(directory, doomed, leftovers, result)
+        op.audit(kept=len(result["kept"]), bytes=result["freed_bytes"])
         if failures:
             raise StorageError("; ".join(failures))
         op.on_success(values={"lifeboat_prune_last_success_timestamp_seconds": time.time(), "lifeboat_prune_kept_backups": len(result["kept"])},
@@ -126,12 +129,16 @@ def _leftovers(directory, entries, now):
     return remove, skipped
 
 
-def _apply(directory, doomed, leftovers):
+def _apply(directory, doomed, leftovers, result):
     """Delete; returns one message per failure so one stubborn directory does not stop the rest."""
     failures = []
     if leftovers and is_locked(directory):
         leftovers = [p for p in leftovers if os.path.basename(p).startswith(DELETING)]  # a run started meanwhile
     for entry in doomed:
+        hold = entry.hold  # read again: ``lifeboat hold`` may have run since the plan was made
+        if hold:
+            _spare(result, entry, "held while prune ran: %s" % hold["reason"])
+            continue
         hidden = os.path.join(directory, DELETING + entry.id)
         try:
             os.rename(entry.path, hidden)
@@ -142,6 +149,16 @@ def _apply(directory, doomed, leftovers):
     for path in leftovers:
         failures += _remove(path)
     return failures
+
+
+def _spare(result, entry, reason):
+    for backup in result["backups"]:
+        if backup["id"] == entry.id:
+            backup.update(action="keep", rules=[reason])
+    result["deleted"].remove(entry.id)
+    result["kept"].append(entry.id)
+    result["freed_bytes"] -= entry.size
+    result["skipped"].append({"id": entry.id, "status": entry.status, "reason": reason})
 
 
 def _remove(path):

@@ -16,6 +16,7 @@ import os
 import time
 
 from .._errors import ConfigError, LifeboatError, NotFoundError, OffsiteError, VerifyError
+from .._offsite import hold as _remote_hold
 from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
 from .._report import metrics as _metrics
@@ -143,6 +144,8 @@ def _push(section, remote, loc, entry, check_mode):
     if head is None or head.get("ContentLength") != len(raw) or head.get("ChecksumSHA256") not in (None, checksum):
         remote.delete([(loc.key(entry.id, _remote.MANIFEST), None)])
         raise OffsiteError("manifest %s was not stored intact" % remote.url(loc.key(entry.id, _remote.MANIFEST)))
+    if entry.hold:  # held before it was offsite: the copy is held too (lifeboat hold)
+        _remote_hold.apply(remote, loc, entry.id, entry.hold)
     return result
 
 

@@ -8,7 +8,8 @@ manifests, verification as the pushing host recorded it), so the newest good
 backup is never deleted. A backup is deleted manifest first (it stops being a
 backup at once), then its artifacts, every version on a versioned bucket.
 Backups still under Object Lock retention or legal hold are reported and
-skipped, one line each, never an error per object. Damaged remote backups are
+skipped, one line each, never an error per object. A held backup (``hold.json``
+under its prefix, see _offsite/hold.py) is kept on any bucket, Object Lock or not. Damaged remote backups are
 left for an operator; leftovers of failed pushes (objects without manifest,
 open multipart uploads) go once a day old.
 """
@@ -21,6 +22,7 @@ import datetime
 import time
 
 from .._config.schema import get_profile
+from .._offsite import hold as _remote_hold
 from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
 from .._store import catalog as _catalog
@@ -63,7 +65,7 @@ def _plan_and_apply(section, loc, policy, check_mode, now, result, op):
     backups = _remote.scan(remote, loc)
     complete = [b for b in backups if b.status == _catalog.COMPLETE]
     op.audit(database=complete[-1].manifest["database"] if complete else None)
-    fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verification)
+    fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verification, lambda b: _remote_hold.reason(remote, loc, b))
     leftovers = _leftovers(backups, now, result["skipped"])
     uploads = [u for u in remote.uploads(loc.base) if _age(u[2], now) >= LEFTOVER_MAX_AGE]
     result.update(

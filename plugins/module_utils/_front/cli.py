@@ -21,6 +21,7 @@ import sys
 
 from .._actions import backup as _dump
 from .._actions import check_config as _check_config
+from .._actions import hold as _hold
 from .._actions import prune as _prune
 from .._actions import pull as _offsite_pull
 from .._actions import push as _push
@@ -35,6 +36,7 @@ from .._offsite import remote as _remote
 from .._store import catalog as _catalog
 from .._store import retention as _retention
 from .._stream import scratch as _scratch
+from . import query as _query
 
 
 def _size(n):
@@ -118,8 +120,36 @@ def cmd_list(config, args):
         for backup in item["backups"]:
             verification = backup["verification"] or {}
             mark = ("%s %s" % (verification.get("level"), "ok" if verification.get("ok") else "FAILED")) if verification else "unverified"
-            lines.append("  %-22s %-11s %10s  %s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark))
+            held = "  held: %s" % backup["hold"]["reason"] if backup.get("hold") else ""
+            lines.append("  %-22s %-11s %10s  %s%s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark, held))
     return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]
+
+
+def _hold_line(result, verb):
+    state = verb if result["changed"] else ("is already held" if result["held"] else "is not held")
+    line = "backup %s of profile %s %s" % (result["id"], result["profile"], state)
+    if result["held"]:
+        line += ": %s" % result["hold"]["reason"]
+    offsite = result["offsite"]
+    if not offsite:
+        return line
+    if not offsite["offsite"]:
+        return line + "\noffsite %s: not there yet; the push will hold it" % offsite["location"]
+    if offsite["object_lock"]:
+        return line + "\noffsite %s: legal hold %s on %d objects" % (
+            offsite["location"], "set" if result["held"] else "lifted", len(offsite["legal_hold"]))
+    return line + "\noffsite %s: hold.json %s (the bucket has no Object Lock)" % (
+        offsite["location"], "stored" if result["held"] else "removed")
+
+
+def cmd_hold(config, args):
+    result = _hold.hold(config, args.profile, args.id, args.reason, via="cli", check_mode=args.dry_run)
+    return result, _hold_line(result, "would be held" if args.dry_run else "held")
+
+
+def cmd_release(config, args):
+    result = _hold.release(config, args.profile, args.id, via="cli", check_mode=args.dry_run)
+    return result, _hold_line(result, "would be released" if args.dry_run else "released")
 
 
 def _prune_lines(result):
@@ -251,6 +281,8 @@ def parser():
     top.add_argument("--config", default=os.environ.get("LIFEBOAT_CONFIG", DEFAULT_CONFIG_PATH),
                      help="configuration file (default %(default)s)")
     top.add_argument("--json", action="store_true", help="print one JSON object per line")
+    top.add_argument("--query", metavar="JMESPATH", help="print only what this JMESPath expression selects from the JSON "
+                                                         "result (implies --json), e.g. 'shop.backups[?hold].id'")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -343,6 +375,17 @@ def parser():
     p.add_argument("--state-dir", help="rotation state directory (default <backup_root>/.rotation)")
     p.add_argument("--dry-run", action="store_true", help="say whether it is due and what would change; change nothing")
 
+    p = command("hold", cmd_hold, "keep one backup whatever the retention policy says (locally and offsite), until released")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--id", required=True, help="backup id within the profile")
+    p.add_argument("--reason", required=True, help="why it is kept, shown by list and prune (e.g. 'legal: 7 years')")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+    p = command("release", cmd_release, "release a held backup: retention applies to it again")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--id", required=True, help="backup id within the profile")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
     p = command("check-config", cmd_check_config, "validate the configuration file")
     p.add_argument("--connect", action="store_true",
                    help="also log in to the server, check pg_dump is not older than it, and reach each offsite bucket "
@@ -376,7 +419,9 @@ def main(argv=None):
     # SIGTERM (systemd, cron's kill, timeout) unwinds like ^C: partial directories removed, failure notified.
     signal.signal(signal.SIGTERM, _terminated)
     _scratch.sweep()  # what a killed run left in the temporary directory (decrypted archives)
+    args.json = args.json or bool(args.query)
     try:
+        query = _query.compile_query(args.query) if args.query else None
         config = load_config_file(args.config)
         result, text = args.func(config, args)
     except LifeboatError as exc:
@@ -388,7 +433,9 @@ def main(argv=None):
     except KeyboardInterrupt as exc:
         sys.stderr.write("lifeboat: %s\n" % (exc or "interrupted"))
         return 130
-    if args.json:
+    if query:
+        _out(json.dumps(_query.search(query, dict(result, ok=True, command=args.command)), sort_keys=True))
+    elif args.json:
         _out(json.dumps(dict(result, ok=True, command=args.command), sort_keys=True, default=str))
     else:
         _out(text)

@@ -194,6 +194,17 @@ class Remote:
         status = self._call("read the versioning of", "", "get_bucket_versioning").get("Status")
         return status in ("Enabled", "Suspended")
 
+    def object_lock_enabled(self):
+        """True when the bucket has Object Lock (so legal holds can be set on its objects)."""
+        try:
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except Exception as exc:
+            if isinstance(exc, self._exceptions.ClientError) and \
+                    str((exc.response.get("Error") or {}).get("Code")) == "ObjectLockConfigurationNotFoundError":
+                return False
+            raise self.error(exc, "read the Object Lock configuration of", "")
+        return (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") == "Enabled"
+
     def versions(self, prefix):
         """Every version and delete marker under ``prefix``: [(key, version id)]."""
         found, kwargs = [], {"Prefix": prefix}
@@ -264,6 +275,11 @@ class Remote:
         response = self._call(doing, key, "upload_part", Key=key, UploadId=upload_id, PartNumber=number, Body=data,
                               ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
         return response["ETag"]
+
+    def legal_hold(self, key, on):
+        """Set (or lift) the Object Lock legal hold of an object's current version."""
+        self._call("set the legal hold of" if on else "lift the legal hold of", key, "put_object_legal_hold", Key=key,
+                   LegalHold={"Status": "ON" if on else "OFF"})
 
     def delete(self, keys):
         """Delete (key, version) pairs in batches; returns {key: error message} for the ones refused."""

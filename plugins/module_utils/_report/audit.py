@@ -27,7 +27,8 @@ FIELDS = (
 )
 
 
-def _who():
+def who():
+    """The user running lifeboat, as audit lines and holds name it."""
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry in some containers
@@ -42,7 +43,7 @@ def record(log_dir, action, **fields):
     entry = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "action": action,
-        "user": _who(),
+        "user": who(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }

@@ -19,6 +19,7 @@ import time
 
 from .._config.schema import PROFILE_NAME, check_profile_name
 from .._errors import LifeboatError, NotFoundError, VerifyError
+from . import hold as _hold
 from . import manifest as _manifest
 from .files import PARTIAL, atomic_write_json, is_locked
 
@@ -53,6 +54,11 @@ class Entry:
     def verification(self):
         return read_verification(self.path)
 
+    @property
+    def hold(self):
+        """The hold document (reason, by, since) when ``lifeboat hold`` keeps this backup, else None."""
+        return _hold.read(self.path) if self.status == COMPLETE else None
+
     def age_seconds(self, now=None):
         """Age of a directory that is not a backup, from its modification time."""
         try:
@@ -72,6 +78,7 @@ class Entry:
         if self.error:
             info["error"] = self.error
         info["verification"] = self.verification
+        info["hold"] = self.hold
         return info
 
 
@@ -182,6 +189,7 @@ def health(backup_root, profile, now=None):
         "newest_verified_id": verified[-1].id if verified else None,
         "incomplete": [e.id for e in entries if e.status in (INCOMPLETE, DAMAGED)],
         "in_progress": [e.id for e in entries if e.status == IN_PROGRESS],
+        "held": dict((e.id, e.hold["reason"]) for e in backups if e.hold),
     }
 
 

@@ -52,10 +52,33 @@ def _owner(uid):
         return str(uid)
 
 
+def foreign_owner(paths):
+    """(path, owner) of the first existing path that belongs to another user while root runs lifeboat, else None.
+
+    Root can write anywhere, so nothing would stop it, but what it leaves in the backup user's tree (a backup, a
+    log or metrics directory) that user can then neither read nor replace: its prune reports it as damaged.
+    """
+    if os.geteuid() != 0:
+        return None
+    for path in paths:
+        try:
+            uid = os.stat(path).st_uid
+        except OSError:
+            continue
+        if uid != 0:
+            return path, _owner(uid)
+    return None
+
+
 def check_dir(fd, path):
     """Refuse a directory another local user could write into: they could replace or steer what we write there."""
     info = os.fstat(fd)
     me = os.geteuid()
+    if info.st_uid not in (me, 0) and me == 0:
+        owner = _owner(info.st_uid)
+        raise StorageError("%s belongs to %s, but lifeboat runs as root: run it as %s (runuser -u %s -- lifeboat ..., "
+                           "or sudo -u %s lifeboat ...); only if root should own the backups: chown root %s"
+                           % (path, owner, owner, owner, owner, path))
     if info.st_uid not in (me, 0):
         raise StorageError("%s is owned by %s (mode %04o), not by %s who runs lifeboat: that user could replace backups "
                            "there; fix: chown %s %s (or run lifeboat as %s if that is the backup user)"

@@ -19,6 +19,7 @@ Semantics (restic/borg style, UTC):
   BACKUP's time, not of the wall clock: a host whose backups stopped, or
   whose clock jumped forward, never ages all of its backups out at once.
 - The newest backup that passed verification is always kept.
+- A held backup (``lifeboat hold``) is always kept, with the rule ``hold: <reason>``.
 - An empty or all-zero policy is an error, never "delete everything".
 """
 
@@ -73,12 +74,13 @@ PERIODS = (
 class Backup:
     """What the policy needs to know about one complete backup."""
 
-    def __init__(self, backup_id, time, verification=UNVERIFIED):
+    def __init__(self, backup_id, time, verification=UNVERIFIED, hold=None):
         if verification not in (OK, FAILED, UNVERIFIED):
             raise ValueError("verification must be ok, failed or unverified, got %r" % (verification,))
         self.id = backup_id
         self.time = float(time)
         self.verification = verification
+        self.hold = hold  # the reason it is held, or None
 
     def __repr__(self):
         return "Backup(%r, %r, %r)" % (self.id, self.time, self.verification)
@@ -166,16 +168,20 @@ def plan(backups, policy):
         if decision.backup.verification == OK:
             decision.rules.append(NEWEST_VERIFIED)
             break
+
+    for decision in decisions:
+        if decision.backup.hold:
+            decision.rules.append("hold: %s" % decision.backup.hold)
     return decisions
 
 
-def plan_for(items, policy, verification_of):
-    """Plan for backup-like ``items`` (with ``id`` and ``time``), local or remote alike.
+def plan_for(items, policy, verification_of, hold_of=lambda item: None):
+    """Plan for backup-like ``items`` (with ``id`` and ``time``), local or remote alike; ``hold_of`` gives a reason.
 
     Returns the result fields every prune reports (backups, kept, deleted) and the items to delete.
     """
     by_id = dict((item.id, item) for item in items)
-    decisions = plan([Backup(item.id, item.time, verification_of(item)) for item in items], policy)
+    decisions = plan([Backup(item.id, item.time, verification_of(item), hold_of(item)) for item in items], policy)
     doomed = [by_id[d.backup.id] for d in decisions if not d.keep]
     fields = {
         "backups": [d.as_dict() for d in decisions],
