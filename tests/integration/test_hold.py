@@ -68,7 +68,7 @@ def test_hold_keeps_a_backup_through_prune_until_released(cli, pg, shop_db, age_
     assert plan["deleted"] == [middle] and _plan(plan)[oldest] == ["hold: %s" % REASON]
     text = cli(config, "prune", "--profile", "shop", check=0).stdout
     assert "hold: %s" % REASON in text
-    assert sorted(os.listdir(os.path.join(backup_root, "shop"))) == sorted([".lock", oldest, newest])
+    assert sorted(os.listdir(os.path.join(backup_root, "shop"))) == sorted([".credential.lock", ".lock", oldest, newest])
 
     assert cli(config, "release", "--profile", "shop", "--id", oldest, "--dry-run", check=0).stdout.startswith(
         "backup %s of profile shop would be released" % oldest)

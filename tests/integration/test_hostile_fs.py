@@ -141,7 +141,7 @@ def test_another_users_entry_in_a_profile_directory_stops_the_run(engine, make_c
     with pytest.raises(engine.errors.StorageError) as caught:
         engine.dump.backup(make_config({"shop": {"db": shop_db}}), "shop", via="test")
     assert "%s is owned by nobody: lifeboat did not make it and never follows or reuses it; move it away" % planted in str(caught.value)
-    assert sorted(os.listdir(profile_dir)) == [".lock", "20991231T235959Z"]  # before the fix: a new backup beside it
+    assert sorted(os.listdir(profile_dir)) == [".credential.lock", ".lock", "20991231T235959Z"]  # before the fix: a new backup beside it
 
 
 def test_the_catalog_does_not_list_a_symlinked_directory_as_a_backup(engine, make_config, shop_db, base, backup_root):

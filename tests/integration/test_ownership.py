@@ -69,11 +69,11 @@ def test_root_is_refused_with_the_command_to_use_and_leaves_nothing_behind(host,
         assert proc.stderr.strip().endswith("run it as nobody: runuser -u nobody -- %s (or sudo -u nobody %s)"
                                             % (command, command)), proc.stderr
         assert owned_by_root(base) == []  # before the fix: log/audit.jsonl (and the audit trail lost for nobody)
-    assert sorted(os.listdir(os.path.join(base, "backups", "shop"))) == [".lock", backup_id]
+    assert sorted(os.listdir(os.path.join(base, "backups", "shop"))) == [".credential.lock", ".lock", backup_id]
     assert os.listdir(os.path.join(base, "log")) == [] and os.listdir(os.path.join(base, "metrics")) == []
 
     refused = module("prune", dict(backup_root=os.path.join(base, "backups"), log_dir=os.path.join(base, "log"),
-                                   metrics_dir=os.path.join(base, "metrics"), profile="shop", keep_last=1))
+                                   metrics_dir=os.path.join(base, "metrics"), profile="shop", retention={"keep_last": 1}))
     assert refused.failed and "run it as nobody: become: true and become_user: nobody on the task" in refused["msg"]
     assert owned_by_root(base) == []
 
