@@ -20,10 +20,10 @@ from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
 from .._report import metrics as _metrics
 from .._store import manifest as _manifest
-from .._store import retention as _retention
 from .operation import Operation
 
 # -- push ----------------------------------------------------------------------------------------------------------------
+
 
 def _extra(section, backup_id):
     """Arguments every upload carries: storage class, encryption, Object Lock."""
@@ -136,7 +136,7 @@ def _push(section, remote, loc, entry, check_mode):
                                                    item, part_size, meta)
     for item in manifest["artifacts"]:
         _confirm(remote, loc.key(entry.id, item["name"]), item, expected.get(item["name"]))
-    verified = _retention.verification_state(entry.verification)
+    verified = entry.verified
     checksum = remote.put(loc.key(entry.id, _remote.MANIFEST), raw, dict(extra, Metadata={_remote.META_VERIFIED: verified}))
     head = remote.head(loc.key(entry.id, _remote.MANIFEST))
     if head is None or head.get("ContentLength") != len(raw) or head.get("ChecksumSHA256") not in (None, checksum):

@@ -63,7 +63,7 @@ def _plan_and_apply(section, loc, policy, check_mode, now, result, op):
     backups = _remote.scan(remote, loc)
     complete = [b for b in backups if b.status == _catalog.COMPLETE]
     op.audit(database=complete[-1].manifest["database"] if complete else None)
-    fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verification)
+    fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verified)
     leftovers = _leftovers(backups, now, result["skipped"])
     uploads = [u for u in remote.uploads(loc.base) if _age(u[2], now) >= LEFTOVER_MAX_AGE]
     result.update(

@@ -20,6 +20,7 @@ import signal
 import sys
 
 from .._actions import backup as _dump
+from .._actions import locate as _locate
 from .._actions import prune as _prune
 from .._actions import pull as _offsite_pull
 from .._actions import push as _push
@@ -67,20 +68,19 @@ def _entry(config, args):
     return _catalog.resolve(config["backup_root"], getattr(args, "profile", None), getattr(args, "id", None), getattr(args, "path", None))
 
 
-def _wants_remote(args):
-    """--remote reads the backup from the profile's offsite bucket; it needs --profile."""
-    if getattr(args, "remote", False) and not args.profile:
+def _source(config, args):
+    """The backup named by --path, or --profile and --id; --remote reads it from the offsite bucket (needs --profile)."""
+    if args.remote and not args.profile:
         raise ConfigError("--remote needs --profile (and optionally --id and --host)")
-    return getattr(args, "remote", False)
+    return _locate.Source(config, args.profile, args.id, args.path, remote=args.remote, host=args.host, tmp_dir=args.tmp_dir, via="cli")
 
 
 def cmd_verify(config, args):
-    if _wants_remote(args):
-        result = _offsite_pull.verify_remote(config, args.profile, args.id, args.host, args.level, identity_file=args.identity,
-                                             tmp_dir=args.tmp_dir, via="cli")
+    source = _source(config, args)
+    result = source.verify(args.level, identity_file=args.identity)
+    if source.remote:
         return result, "offsite copy %s (%s) passed %s verification in %.1fs" % (
             result["id"], result["path"], result["level"], result["duration_seconds"])
-    result = _verify.verify(config, _entry(config, args), args.level, identity_file=args.identity, via="cli")
     return result, "backup %s passed %s verification in %.1fs" % (result["id"], result["level"], result["duration_seconds"])
 
 
@@ -88,17 +88,14 @@ def cmd_restore(config, args):
     options = _restore.Options(args.target, create=not args.no_create, clean=args.clean, tables=args.table,
                                jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
                                identity_file=args.identity, tmp_dir=args.tmp_dir)
-    entry = _offsite_pull.remote_entry(config, args.profile, args.id, args.host) if _wants_remote(args) else _entry(config, args)
+    source = _source(config, args)
     if args.dry_run:
-        plan = _restore.plan(config, entry, options)
+        plan = _restore.plan(config, source.record, options)
         text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
             plan["backup_id"], plan["consistent_at"], plan["source_database"], plan["target"], plan["action"],
             plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
         return plan, text
-    if _wants_remote(args):  # the manifest was enough for a plan; a restore needs the artifacts on disk
-        with _offsite_pull.pulled(config, args.profile, entry.id, args.host, args.tmp_dir, via="cli") as pulled:
-            result = _restore.restore(config, pulled, options, via="cli")
-    else:
+    with source.on_disk() as entry:  # a remote backup is downloaded and checked first
         result = _restore.restore(config, entry, options, via="cli")
     return result, "restored backup %s into %s in %.1fs" % (result["backup_id"], result["target"], result["timings"]["total_seconds"])
 

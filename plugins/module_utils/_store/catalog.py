@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import time
 
@@ -21,69 +20,9 @@ from .._config.schema import PROFILE_NAME, check_profile_name
 from .._errors import LifeboatError, NotFoundError, VerifyError
 from . import manifest as _manifest
 from .files import PARTIAL, atomic_write_json, is_locked
+from .record import COMPLETE, DAMAGED, IN_PROGRESS, INCOMPLETE, VERIFICATION, Backup, read_verification
 
-VERIFICATION = "verification.json"
-
-COMPLETE = "complete"
-DAMAGED = "damaged"
-INCOMPLETE = "incomplete"
-IN_PROGRESS = "in_progress"
-
-
-class Entry:
-    """One directory under a profile: a backup, or something that is not (yet) one."""
-
-    def __init__(self, path, status, manifest=None, error=None):
-        self.path = path
-        self.id = os.path.basename(path)
-        self.status = status
-        self.manifest = manifest
-        self.error = error
-
-    @property
-    def time(self):
-        """Snapshot time from the manifest; None for anything that is not a complete backup."""
-        return _manifest.backup_time(self.manifest) if self.manifest else None
-
-    @property
-    def size(self):
-        return sum(a["bytes"] for a in self.manifest["artifacts"]) if self.manifest else _du(self.path)
-
-    @property
-    def verification(self):
-        return read_verification(self.path)
-
-    def age_seconds(self, now=None):
-        """Age of a directory that is not a backup, from its modification time."""
-        try:
-            return (now or time.time()) - os.stat(self.path).st_mtime
-        except OSError:
-            return 0
-
-    def summary(self):
-        info = {"id": self.id, "path": self.path, "status": self.status, "bytes": self.size}
-        if self.manifest:
-            info.update(
-                time=self.manifest["consistent_at"],
-                database=self.manifest["database"],
-                duration_seconds=self.manifest.get("duration_seconds"),
-                encrypted=any(a["encryption"] != "none" for a in self.manifest["artifacts"]),
-            )
-        if self.error:
-            info["error"] = self.error
-        info["verification"] = self.verification
-        return info
-
-
-def _du(path):
-    total = 0
-    for base, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(base, name)).st_size
-            except OSError:
-                pass
-    return total
+__all__ = ["COMPLETE", "DAMAGED", "INCOMPLETE", "IN_PROGRESS", "Backup", "read_verification"]  # re-exported
 
 
 def profile_dir(backup_root, profile):
@@ -114,14 +53,14 @@ def scan(backup_root, profile):
         if name.endswith(PARTIAL):
             if locked is None:
                 locked = is_locked(directory)
-            other.append(Entry(path, IN_PROGRESS if locked else INCOMPLETE))
+            other.append(Backup(path, IN_PROGRESS if locked else INCOMPLETE))
             continue
         try:
-            complete.append(Entry(path, COMPLETE, manifest=_manifest.read(path)))
+            complete.append(Backup(path, COMPLETE, manifest=_manifest.read(path)))
         except NotFoundError:
-            other.append(Entry(path, INCOMPLETE, error="no manifest"))
+            other.append(Backup(path, INCOMPLETE, error="no manifest"))
         except VerifyError as exc:
-            other.append(Entry(path, DAMAGED, error=str(exc)))
+            other.append(Backup(path, DAMAGED, error=str(exc)))
     complete.sort(key=lambda e: (e.time, e.id))
     return complete + other
 
@@ -135,7 +74,7 @@ def resolve(backup_root=None, profile=None, backup_id=None, path=None):
     if path:
         if not os.path.isdir(path):
             raise NotFoundError("backup directory %s does not exist" % path)
-        return Entry(path, COMPLETE, manifest=_manifest.read(path))
+        return Backup(path, COMPLETE, manifest=_manifest.read(path))
     if not profile:
         raise LifeboatError("name a backup: give path, or profile (and optionally backup_id)")
     backups = complete_backups(backup_root, profile)
@@ -147,14 +86,6 @@ def resolve(backup_root=None, profile=None, backup_id=None, path=None):
     if not backups:
         raise NotFoundError("profile %s has no complete backup under %s" % (profile, backup_root))
     return backups[-1]
-
-
-def read_verification(backup_dir):
-    try:
-        with open(os.path.join(backup_dir, VERIFICATION), "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
 
 
 def record_verification(backup_dir, result):
