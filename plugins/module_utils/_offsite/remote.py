@@ -90,7 +90,8 @@ def _describe(remote, loc, backup_id, objects):
     if raw is None:
         return _record.Backup(where, _record.INCOMPLETE, error="no manifest", backup_id=backup_id, objects=objects)
     try:
-        manifest = _manifest.parse(raw, remote.url(key))
+        manifest = _record.check_place(_manifest.parse(raw, remote.url(key)), remote.url(key),
+                                       backup_id=backup_id, profile=loc.profile, host=loc.host)
     except VerifyError as exc:
         return _record.Backup(where, _record.DAMAGED, error=str(exc), backup_id=backup_id, objects=objects)
     return _record.Backup(where, _record.COMPLETE, manifest, backup_id=backup_id, objects=objects, raw=raw, metadata=metadata)

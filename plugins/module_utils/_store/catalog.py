@@ -20,7 +20,7 @@ from .._config.schema import PROFILE_NAME, check_profile_name
 from .._errors import LifeboatError, NotFoundError, VerifyError
 from . import manifest as _manifest
 from .files import PARTIAL, atomic_write_json, is_locked
-from .record import COMPLETE, DAMAGED, IN_PROGRESS, INCOMPLETE, VERIFICATION, Backup, read_verification
+from .record import COMPLETE, DAMAGED, IN_PROGRESS, INCOMPLETE, VERIFICATION, Backup, check_place, read_verification
 
 __all__ = ["COMPLETE", "DAMAGED", "INCOMPLETE", "IN_PROGRESS", "Backup", "read_verification"]  # re-exported
 
@@ -56,13 +56,18 @@ def scan(backup_root, profile):
             other.append(Backup(path, IN_PROGRESS if locked else INCOMPLETE))
             continue
         try:
-            complete.append(Backup(path, COMPLETE, manifest=_manifest.read(path)))
+            complete.append(Backup(path, COMPLETE, manifest=_read(path, profile=profile)))
         except NotFoundError:
             other.append(Backup(path, INCOMPLETE, error="no manifest"))
         except VerifyError as exc:
             other.append(Backup(path, DAMAGED, error=str(exc)))
     complete.sort(key=lambda e: (e.time, e.id))
     return complete + other
+
+
+def _read(path, **place):
+    """The manifest of a backup directory, checked against where it lies: its name (and its profile directory)."""
+    return check_place(_manifest.read(path), path, backup_id=os.path.basename(os.path.normpath(path)), **place)
 
 
 def complete_backups(backup_root, profile):
@@ -74,14 +79,17 @@ def resolve(backup_root=None, profile=None, backup_id=None, path=None):
     if path:
         if not os.path.isdir(path):
             raise NotFoundError("backup directory %s does not exist" % path)
-        return Backup(path, COMPLETE, manifest=_manifest.read(path))
+        return Backup(path, COMPLETE, manifest=_read(path))
     if not profile:
         raise LifeboatError("name a backup: give path, or profile (and optionally backup_id)")
-    backups = complete_backups(backup_root, profile)
+    entries = scan(backup_root, profile)
+    backups = [e for e in entries if e.status == COMPLETE]
     if backup_id:
-        for entry in backups:
-            if entry.id == backup_id:
+        for entry in entries:
+            if entry.id == backup_id and entry.status == COMPLETE:
                 return entry
+            if entry.id == backup_id and entry.status == DAMAGED:
+                raise VerifyError("backup %s of profile %s is damaged: %s" % (backup_id, profile, entry.error))
         raise NotFoundError("backup %s of profile %s not found under %s" % (backup_id, profile, backup_root))
     if not backups:
         raise NotFoundError("profile %s has no complete backup under %s" % (profile, backup_root))

@@ -18,6 +18,7 @@ import json
 import os
 import time
 
+from .._errors import VerifyError
 from . import manifest as _manifest
 from .retention import FAILED, OK, UNVERIFIED, verification_state
 
@@ -118,3 +119,16 @@ def read_verification(backup_dir):
             return json.load(handle)
     except (OSError, ValueError):
         return None
+
+
+def check_place(document, where, **expected):
+    """The manifest's own backup_id, profile (and host) must be where it lies; VerifyError naming the first that differs.
+
+    A directory renamed by ``mv`` or a backup copied into another profile would otherwise restore, or be pushed,
+    as the wrong one.
+    """
+    for field in ("backup_id", "profile", "host"):
+        if field in expected and document.get(field) != expected[field]:
+            raise VerifyError("manifest of %s records %s %r, but it lies where %s %r belongs (moved or copied by hand?); "
+                              "put it back under its own %s" % (where, field, document.get(field), field, expected[field], field))
+    return document
