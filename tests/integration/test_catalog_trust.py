@@ -66,3 +66,35 @@ def test_a_backup_copied_into_another_profile_is_damaged_there(cli, config, back
     assert health["newest_id"] is None and health["count"] == 0, health
     refused = cli(config, "restore", "--profile", "other", "--id", backup_id, "--target", shop_db + "_copied", check=6)
     assert "records profile 'shop'" in refused.stderr, refused.stderr
+
+
+def _damage_manifest(backup_dir):
+    """Still JSON, no longer what was sealed: a bad disk block or a hand edit."""
+    path = os.path.join(backup_dir, "manifest.json")
+    with open(path) as handle:
+        document = json.load(handle)
+    document["database"] = "elsewhere"
+    with open(path, "w") as handle:
+        json.dump(document, handle)
+
+
+def test_latest_means_the_newest_and_a_damaged_newest_is_never_skipped(cli, module, config, backup_root, shop_db, age_key):
+    older = _backup(cli, config, "shop")
+    newer = _backup(cli, config, "shop")
+    _damage_manifest(os.path.join(backup_root, "shop", newer))
+
+    failed = cli(config, "verify", "--profile", "shop", "--level", "checksum", check=6)
+    assert "the newest backup of profile shop, %s, is damaged" % newer in failed.stderr, failed.stderr
+    assert not os.path.exists(os.path.join(backup_root, "shop", older, "verification.json")), "the older one was verified instead"
+    through_module = module("verify", dict(profile="shop", level="checksum", backup_root=backup_root))
+    assert through_module.failed and "the newest backup of profile shop, %s, is damaged" % newer in through_module["msg"], through_module.result
+
+    refused = cli(config, "restore", "--profile", "shop", "--target", shop_db + "_latest", "--identity", age_key[0], check=6)
+    assert "is damaged" in refused.stderr and "--id" in refused.stderr, refused.stderr
+    plan = json.loads(cli(config, "--json", "restore", "--profile", "shop", "--id", older, "--target", shop_db + "_older",
+                          "--identity", age_key[0], "--dry-run", check=0).stdout)
+    assert plan["backup_id"] == older
+
+    listed = cli(config, "list", "--profile", "shop", check=0).stdout
+    line = next(text for text in listed.splitlines() if newer in text)
+    assert "damaged" in line and "checksum does not match its content" in line, listed

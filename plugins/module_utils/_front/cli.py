@@ -112,6 +112,8 @@ def cmd_list(config, args):
         for backup in item["backups"]:
             verification = backup["verification"] or {}
             mark = ("%s %s" % (verification.get("level"), "ok" if verification.get("ok") else "FAILED")) if verification else "unverified"
+            if backup["status"] == _catalog.DAMAGED:  # why it is no backup, on the same line
+                mark = backup["error"]
             lines.append("  %-22s %-11s %10s  %s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark))
     return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]
 

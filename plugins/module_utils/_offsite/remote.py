@@ -106,7 +106,7 @@ def scan(remote, loc):
 
 
 def find(remote, loc, backup_id=None):
-    """One complete remote backup: by id, or the newest by snapshot time."""
+    """One complete remote backup: by id, or the newest (which must not be damaged)."""
     if backup_id:
         objects = group_by_backup(remote.list(loc.prefix(backup_id)), loc.base).get(backup_id, {})
         found = _describe(remote, loc, backup_id, objects)
@@ -115,10 +115,10 @@ def find(remote, loc, backup_id=None):
         if found.status == _catalog.DAMAGED:
             raise VerifyError(found.error)
         raise NotFoundError("backup %s of profile %s (host %s) is not in %s" % (backup_id, loc.profile, loc.host, remote.url(loc.base)))
-    complete = [b for b in scan(remote, loc) if b.status == _catalog.COMPLETE]
-    if not complete:
+    found = _record.refuse_damaged_newest(_record.newest(scan(remote, loc)), loc.profile)
+    if found is None:
         raise NotFoundError("profile %s of host %s has no complete backup in %s" % (loc.profile, loc.host, remote.url(loc.base)))
-    return complete[-1]
+    return found
 
 
 def listing(config, profile, host=None):

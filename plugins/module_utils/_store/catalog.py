@@ -20,7 +20,7 @@ from .._config.schema import PROFILE_NAME, check_profile_name
 from .._errors import LifeboatError, NotFoundError, VerifyError
 from . import manifest as _manifest
 from .files import PARTIAL, atomic_write_json, is_locked
-from .record import COMPLETE, DAMAGED, IN_PROGRESS, INCOMPLETE, VERIFICATION, Backup, check_place, read_verification
+from .record import COMPLETE, DAMAGED, IN_PROGRESS, INCOMPLETE, VERIFICATION, Backup, check_place, newest, read_verification, refuse_damaged_newest
 
 __all__ = ["COMPLETE", "DAMAGED", "INCOMPLETE", "IN_PROGRESS", "Backup", "read_verification"]  # re-exported
 
@@ -75,7 +75,7 @@ def complete_backups(backup_root, profile):
 
 
 def resolve(backup_root=None, profile=None, backup_id=None, path=None):
-    """Find one complete backup: by ``path``, or by profile and id (default: the newest)."""
+    """Find one complete backup: by ``path``, or by profile and id (default: the newest, which must not be damaged)."""
     if path:
         if not os.path.isdir(path):
             raise NotFoundError("backup directory %s does not exist" % path)
@@ -92,8 +92,9 @@ def resolve(backup_root=None, profile=None, backup_id=None, path=None):
                 raise VerifyError("backup %s of profile %s is damaged: %s" % (backup_id, profile, entry.error))
         raise NotFoundError("backup %s of profile %s not found under %s" % (backup_id, profile, backup_root))
     if not backups:
+        refuse_damaged_newest(newest(entries), profile)
         raise NotFoundError("profile %s has no complete backup under %s" % (profile, backup_root))
-    return backups[-1]
+    return refuse_damaged_newest(newest(entries), profile)
 
 
 def record_verification(backup_dir, result):

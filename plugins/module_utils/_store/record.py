@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import calendar
 import json
 import os
 import time
@@ -132,3 +133,33 @@ def check_place(document, where, **expected):
             raise VerifyError("manifest of %s records %s %r, but it lies where %s %r belongs (moved or copied by hand?); "
                               "put it back under its own %s" % (where, field, document.get(field), field, expected[field], field))
     return document
+
+
+def newest(records):
+    """The newest backup, complete or damaged, or None: what "latest" means when no id is given.
+
+    Complete backups count by their snapshot time. A damaged one has no manifest to trust, so its id (the
+    engine names backups by their start time) says when it was taken; one whose name is no such time cannot be
+    placed and does not count.
+    """
+    best = None
+    for record in records:
+        moment = record.time if record.status == COMPLETE else _id_time(record.id) if record.status == DAMAGED else None
+        if moment is not None and (best is None or (moment, record.id) > best[0]):
+            best = ((moment, record.id), record)
+    return best[1] if best else None
+
+
+def _id_time(backup_id):
+    try:
+        return calendar.timegm(time.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return None
+
+
+def refuse_damaged_newest(record, profile):
+    """VerifyError when the newest backup is damaged: never fall back to an older one without being told."""
+    if record is not None and record.status == DAMAGED:
+        raise VerifyError("the newest backup of profile %s, %s, is damaged (%s); name an older one by its id "
+                          "(--id, or backup_id) to take it instead" % (profile, record.id, record.error))
+    return record
