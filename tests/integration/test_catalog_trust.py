@@ -98,3 +98,33 @@ def test_latest_means_the_newest_and_a_damaged_newest_is_never_skipped(cli, modu
     listed = cli(config, "list", "--profile", "shop", check=0).stdout
     line = next(text for text in listed.splitlines() if newer in text)
     assert "damaged" in line and "checksum does not match its content" in line, listed
+
+
+def _state(backup_root, backup_id):
+    """What a verification records: verification.json, the metrics textfile, the audit log."""
+    found = {}
+    for name in (os.path.join("shop", backup_id, "verification.json"), os.path.join(".metrics", "lifeboat_shop.prom"),
+                 os.path.join(".log", "audit.jsonl")):
+        with open(os.path.join(backup_root, name), "rb") as handle:
+            found[name] = handle.read()
+    return found
+
+
+def test_a_usage_error_records_nothing(cli, engine, config, backup_root, age_key):
+    backup_id = _backup(cli, config, "shop")
+    cli(config, "verify", "--profile", "shop", "--level", "restore", "--identity", age_key[0], check=0)
+    before = _state(backup_root, backup_id)
+    assert json.loads(before[os.path.join("shop", backup_id, "verification.json")])["level"] == "restore"
+    health = json.loads(cli(config, "--json", "list", "--profile", "shop", check=0).stdout)["shop"]["health"]
+    assert health["newest_verified_id"] == backup_id
+
+    usage = cli(config, "verify", "--profile", "shop", "--level", "archive", check=6)  # no --identity
+    validated = engine.config.validate_config(config)
+    entry = engine.catalog.resolve(backup_root, "shop")
+    with pytest.raises(engine.errors.VerifyError, match="level must be one of"):
+        engine.verify.verify(validated, entry, "bogus")
+    assert _state(backup_root, backup_id) == before, "a usage error recorded a verification result"
+    assert "Cannot verify backup %s at level archive" % backup_id in usage.stderr
+    assert "is encrypted: an age identity_file is needed to read it" in usage.stderr, usage.stderr
+    again = json.loads(cli(config, "--json", "list", "--profile", "shop", check=0).stdout)["shop"]["health"]
+    assert again["newest_verified_id"] == backup_id  # what prune keeps as the newest verified
