@@ -127,9 +127,12 @@ class Remote:
             page = self._call("list", prefix, "list_objects_v2", **kwargs)
             for item in page.get("Contents") or []:
                 objects[item["Key"]] = {"size": item["Size"], "modified": item["LastModified"]}
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            if not page.get("IsTruncated"):
                 return objects
+            token = page.get("NextContinuationToken")
+            if not token:  # what was left out is unknown: a partial listing must never look like the whole
+                raise OffsiteError("cannot list %s: %s sent a truncated page without a continuation token"
+                                   % (self.url(prefix), self.endpoint))
 
     def head(self, key):
         """Size, checksum, metadata and lock of one object; None when it does not exist."""
