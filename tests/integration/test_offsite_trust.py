@@ -3,6 +3,7 @@
 A mock only injects the one fault SeaweedFS does not produce on demand: a listing that misses keys.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -98,3 +99,23 @@ def test_a_remote_manifest_under_another_id_is_damaged_and_latest_refuses_it(cli
     assert "the newest backup of profile shop, %s, is damaged" % moved in refused.stderr, refused.stderr
     by_id = cli(config, "pull", "--profile", "shop", "--id", moved, "--dest", os.path.join(config["backup_root"], "pulled"), check=6)
     assert "records backup_id %r" % pushed["id"] in by_id.stderr, by_id.stderr
+
+
+def test_push_reads_back_an_object_the_store_keeps_no_checksum_for_and_repairs_it(cli, config, s3, bucket):
+    pushed = _backup_and_push(cli, config)
+    client = s3.client()
+    key = _prefix(pushed["id"]) + pushed["uploaded"][0]
+    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    size, metadata = head["ContentLength"], head["Metadata"]
+    garbage = hashlib.sha256(b"not the backup").digest() * (size // 32 + 1)
+    # Overwritten in place: same size, same metadata, put without ChecksumAlgorithm so no SHA-256 is kept.
+    client.put_object(Bucket=bucket, Key=key, Body=garbage[:size], Metadata=metadata)
+    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ContentLength"] == size and head["Metadata"] == metadata
+    assert not head.get("ChecksumSHA256"), "the store kept a SHA-256: this test needs the no-checksum case"
+
+    again = json.loads(cli(config, "--json", "push", "--profile", "shop", "--id", pushed["id"], check=0).stdout)["pushed"][0]
+    assert again["changed"] and again["uploaded"] == [pushed["uploaded"][0], "manifest.json"], again
+    assert "does not match" in again["remote_state"][pushed["uploaded"][0]], again["remote_state"]
+    cli(config, "verify", "--profile", "shop", "--remote", "--level", "checksum", check=0)
+    assert not json.loads(cli(config, "--json", "push", "--profile", "shop", "--id", pushed["id"], check=0).stdout)["pushed"][0]["changed"]
