@@ -84,6 +84,16 @@ def test_a_damaged_backup_older_than_the_newest_does_not_stop_latest(engine, tmp
     assert engine.catalog.resolve(base, "p").id == "20261122T020000Z"
 
 
+def test_a_damaged_backup_taken_in_the_same_second_is_still_the_newest(engine, tmp_path):
+    base = str(tmp_path)
+    make(engine, base, "p", "20261122T020000Z", 1795312800.6)  # snapshot 0.6 s after the second its id names
+    os.makedirs(os.path.join(base, "p", "20261122T020000Z-1"))  # the next backup, same second, damaged
+    with open(os.path.join(base, "p", "20261122T020000Z-1", "manifest.json"), "w") as handle:
+        handle.write("{")
+    with pytest.raises(engine.errors.VerifyError, match="newest backup of profile p, 20261122T020000Z-1, is damaged"):
+        engine.catalog.resolve(base, "p")
+
+
 def test_equal_times_fall_back_to_the_id(engine, tmp_path):
     base = str(tmp_path)
     make(engine, base, "p", "b", 1000.0)

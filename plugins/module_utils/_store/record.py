@@ -139,15 +139,17 @@ def newest(records):
     """The newest backup, complete or damaged, or None: what "latest" means when no id is given.
 
     Complete backups count by their snapshot time. A damaged one has no manifest to trust, so its id (the
-    engine names backups by their start time) says when it was taken; one whose name is no such time cannot be
-    placed and does not count.
+    engine names a backup by its start time, to the second, with a suffix within one second) says when it was
+    taken; one whose name is no such time cannot be placed and does not count.
     """
-    best = None
+    complete = sorted((r for r in records if r.status == COMPLETE), key=lambda r: (r.time, r.id))
+    best = complete[-1] if complete else None
+    best_key = (int(best.time), best.id) if best else None
     for record in records:
-        moment = record.time if record.status == COMPLETE else _id_time(record.id) if record.status == DAMAGED else None
-        if moment is not None and (best is None or (moment, record.id) > best[0]):
-            best = ((moment, record.id), record)
-    return best[1] if best else None
+        moment = _id_time(record.id) if record.status == DAMAGED else None
+        if moment is not None and (best_key is None or (moment, record.id) > best_key):
+            best, best_key = record, (moment, record.id)
+    return best
 
 
 def _id_time(backup_id):
