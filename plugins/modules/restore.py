@@ -164,7 +164,7 @@ restore:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils._actions import pull as _offsite_pull
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import locate as _locate
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import restore as _restore
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
@@ -175,7 +175,6 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._front.module impo
     selection_argument_spec,
     storage_argument_spec,
 )
-from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def main():
@@ -210,17 +209,14 @@ def main():
             globals=params["globals"], no_owner=params["no_owner"], identity_file=params["identity_file"], tmp_dir=params["tmp_dir"],
             allow_system_target=params["allow_system_target"],
         )
-        if remote:  # the manifest is enough for the plan; a real run downloads the backup first
+        if remote:
             config["offsite"] = offsite_of(remote)
-            entry = _offsite_pull.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
-            if module.check_mode:
-                return {"changed": True, "restore": _restore.plan(config, entry, options).summary()}
-            with _offsite_pull.pulled(config, params["profile"], entry.id, remote["host"], params["tmp_dir"]) as pulled:
-                return {"changed": True, "restore": _restore.restore(config, pulled, options)}
-        entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
-        if module.check_mode:
-            return {"changed": True, "restore": _restore.plan(config, entry, options).summary()}
-        return {"changed": True, "restore": _restore.restore(config, entry, options)}
+        source = _locate.Source(config, params["profile"], params["backup_id"], params["path"], remote=remote,
+                                host=remote and remote["host"], tmp_dir=params["tmp_dir"])
+        if module.check_mode:  # the manifest is enough for the plan; a real run of a remote backup downloads it first
+            return {"changed": True, "restore": _restore.plan(config, source.record, options).summary()}
+        with source.on_disk() as entry:
+            return {"changed": True, "restore": _restore.restore(config, entry, options)}
 
     run(module, action)
 

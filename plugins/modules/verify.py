@@ -128,7 +128,7 @@ verification:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.lifeboat.backup.plugins.module_utils._actions import pull as _offsite_pull
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import locate as _locate
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import verify as _verify
 from ansible_collections.lifeboat.backup.plugins.module_utils._config.schema import CONNECTION_FIELDS, validate_section
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
@@ -141,7 +141,6 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._front.module impo
     selection_argument_spec,
     storage_argument_spec,
 )
-from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def main():
@@ -171,18 +170,13 @@ def main():
         remote = params["offsite"]
         if remote:
             config["offsite"] = offsite_of(remote)
-            entry = _offsite_pull.remote_entry(config, params["profile"], params["backup_id"], remote["host"])
-        else:
-            entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
+        source = _locate.Source(config, params["profile"], params["backup_id"], params["path"], remote=remote,
+                                host=remote and remote["host"], tmp_dir=params["tmp_dir"])
+        entry = source.record
         if module.check_mode:
             return {"changed": False, "verification": {"id": entry.id, "path": entry.path, "level": params["level"], "verified": False}}
         scratch = validate_section(dict(config["connection"], **connection_of(params, "scratch_")), CONNECTION_FIELDS, "scratch")
-        if remote:
-            result = _offsite_pull.verify_remote(config, params["profile"], entry.id, remote["host"], params["level"],
-                                                 identity_file=params["identity_file"], scratch=scratch, tmp_dir=params["tmp_dir"])
-        else:
-            result = _verify.verify(config, entry, params["level"], identity_file=params["identity_file"], scratch=scratch)
-        return {"changed": False, "verification": result}
+        return {"changed": False, "verification": source.verify(params["level"], identity_file=params["identity_file"], scratch=scratch)}
 
     run(module, action)
 

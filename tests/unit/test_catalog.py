@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -60,8 +61,37 @@ def test_scan_orders_complete_backups_by_snapshot_time(engine, root):
 
 def test_newest_is_by_snapshot_time(engine, root):
     base = root[0]
+    shutil.rmtree(os.path.join(base, "shop", "20261124T020000Z"))  # the damaged newest: see the next test
     assert engine.catalog.resolve(base, "shop").id == "20261120T020000Z"
     assert [e.id for e in engine.catalog.complete_backups(base, "shop")][-1] == "20261120T020000Z"
+
+
+def test_latest_means_the_newest_even_when_it_is_damaged(engine, root):
+    base = root[0]
+    with pytest.raises(engine.errors.VerifyError, match=r"^the newest backup of profile shop, 20261124T020000Z, is damaged "
+                       r"\(manifest of .* is damaged: its checksum does not match its content\); name an older one by its id"):
+        engine.catalog.resolve(base, "shop")
+    assert engine.catalog.resolve(base, "shop", "20261120T020000Z").id == "20261120T020000Z"  # by id: fine
+    assert [e.id for e in engine.catalog.complete_backups(base, "shop")][-1] == "20261120T020000Z"
+
+
+def test_a_damaged_backup_older_than_the_newest_does_not_stop_latest(engine, tmp_path):
+    base = str(tmp_path)
+    make(engine, base, "p", "20261122T020000Z", 1795312800.0)
+    os.makedirs(os.path.join(base, "p", "20261121T020000Z"))
+    with open(os.path.join(base, "p", "20261121T020000Z", "manifest.json"), "w") as handle:
+        handle.write("{")  # damaged, but a day older than the complete one
+    assert engine.catalog.resolve(base, "p").id == "20261122T020000Z"
+
+
+def test_a_damaged_backup_taken_in_the_same_second_is_still_the_newest(engine, tmp_path):
+    base = str(tmp_path)
+    make(engine, base, "p", "20261122T020000Z", 1795312800.6)  # snapshot 0.6 s after the second its id names
+    os.makedirs(os.path.join(base, "p", "20261122T020000Z-1"))  # the next backup, same second, damaged
+    with open(os.path.join(base, "p", "20261122T020000Z-1", "manifest.json"), "w") as handle:
+        handle.write("{")
+    with pytest.raises(engine.errors.VerifyError, match="newest backup of profile p, 20261122T020000Z-1, is damaged"):
+        engine.catalog.resolve(base, "p")
 
 
 def test_equal_times_fall_back_to_the_id(engine, tmp_path):

@@ -57,8 +57,7 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
     directory = _catalog.profile_dir(root, profile_name)
     entries = _catalog.scan(root, profile_name)
     complete = [e for e in entries if e.status == _catalog.COMPLETE]
-    fields, doomed = _retention.plan_for(complete, policy, lambda e: _retention.verification_state(e.verification),
-                                        lambda e: (e.hold or {}).get("reason"))
+    fields, doomed = _retention.plan_for(complete, policy, lambda e: e.verified, lambda e: (e.hold or {}).get("reason"))
     leftovers, skipped = _leftovers(directory, entries, now)
     result = dict(
         fields,
@@ -69,7 +68,7 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
         policy=policy,
         leftovers_removed=[os.path.basename(p) for p in leftovers],
         skipped=skipped,
-        freed_bytes=sum(e.size for e in doomed) + sum(_catalog.Entry(p, _catalog.INCOMPLETE).size for p in leftovers),
+        freed_bytes=sum(e.size for e in doomed) + sum(_catalog.Backup(p, _catalog.INCOMPLETE).size for p in leftovers),
         warnings=[],
     )
     if check_mode:

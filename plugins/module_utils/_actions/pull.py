@@ -106,12 +106,11 @@ def pulled(config, profile, backup_id=None, host=None, tmp_dir=None, via="module
 
 
 def remote_entry(config, profile, backup_id=None, host=None):
-    """A remote backup's manifest as a catalog entry (no artifacts): enough for plans in check mode."""
+    """A remote backup's record (its manifest, no artifacts): enough for plans in check mode."""
     section = _remote.target(config, profile)
     loc = _remote.Location(section, host or config["host"], profile)
     remote = _s3.Remote(section)
-    backup = _remote.find(remote, loc, backup_id)
-    return _catalog.Entry(remote.url(loc.prefix(backup.id)).rstrip("/"), _catalog.COMPLETE, manifest=backup.manifest)
+    return _remote.find(remote, loc, backup_id)
 
 
 def verify_remote(config, profile, backup_id, host, level, identity_file=None, scratch=None, tmp_dir=None, via="module"):

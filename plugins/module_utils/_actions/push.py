@@ -21,7 +21,6 @@ from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
 from .._report import metrics as _metrics
 from .._store import manifest as _manifest
-from .._store import retention as _retention
 from .operation import Operation
 
 # -- push ----------------------------------------------------------------------------------------------------------------
@@ -53,6 +52,19 @@ def _remote_state(head, item):
     checksum = head.get("ChecksumSHA256")
     if checksum and "-" not in checksum and checksum != _s3.hex_to_b64(item["sha256"]):
         return "has a SHA-256 different from the manifest's"
+    return "ok"
+
+
+def _proved(head):
+    """True when the store computed a SHA-256 of the whole object (a multipart one has a checksum of its parts)."""
+    checksum = head.get("ChecksumSHA256")
+    return bool(checksum) and "-" not in checksum
+
+
+def _read_back(remote, key, item):
+    size, sha256 = remote.digest(key)
+    if (size, sha256) != (item["bytes"], item["sha256"]):
+        return "does not match the manifest's SHA-256 when read back (corrupted in place)"
     return "ok"
 
 
@@ -104,10 +116,13 @@ def _push(section, remote, loc, entry, check_mode):
     warnings = []
     states = {}
     for item in manifest["artifacts"]:
-        head = remote.head(loc.key(entry.id, item["name"])) if item["name"] in listed else None
+        key = loc.key(entry.id, item["name"])
+        head = remote.head(key) if item["name"] in listed else None
         states[item["name"]] = _remote_state(head, item)
-        if head is not None and not head.get("ChecksumSHA256"):
-            warnings = ["%s keeps no SHA-256 checksums; compared sizes and recorded hashes only" % remote.endpoint]
+        if states[item["name"]] == "ok" and not _proved(head):
+            # Size and metadata say nothing about the bytes: read them back before calling them offsite.
+            states[item["name"]] = _read_back(remote, key, item)
+            warnings = ["%s keeps no whole-object SHA-256 checksum; read the objects back to compare" % remote.endpoint]
     todo = [item for item in manifest["artifacts"] if states[item["name"]] != "ok"]
     result = {
         "changed": bool(todo) or remote_raw is None,
@@ -138,7 +153,7 @@ def _push(section, remote, loc, entry, check_mode):
                                                    item, part_size, meta)
     for item in manifest["artifacts"]:
         _confirm(remote, loc.key(entry.id, item["name"]), item, expected.get(item["name"]))
-    verified = _retention.verification_state(entry.verification)
+    verified = entry.verified
     checksum = remote.put(loc.key(entry.id, _remote.MANIFEST), raw, dict(extra, Metadata={_remote.META_VERIFIED: verified}))
     head = remote.head(loc.key(entry.id, _remote.MANIFEST))
     if head is None or head.get("ContentLength") != len(raw) or head.get("ChecksumSHA256") not in (None, checksum):

@@ -65,8 +65,8 @@ def _plan_and_apply(section, loc, policy, check_mode, now, result, op):
     backups = _remote.scan(remote, loc)
     complete = [b for b in backups if b.status == _catalog.COMPLETE]
     op.audit(database=complete[-1].manifest["database"] if complete else None)
-    fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verification, lambda b: _remote_hold.reason(remote, loc, b))
-    leftovers = _leftovers(backups, now, result["skipped"])
+    fields, doomed = _retention.plan_for(complete, policy, lambda b: b.verified, lambda b: _remote_hold.reason(remote, loc, b))
+    leftovers = _leftovers(remote, loc, backups, now, result["skipped"])
     uploads = [u for u in remote.uploads(loc.base) if _age(u[2], now) >= LEFTOVER_MAX_AGE]
     result.update(
         fields,
@@ -82,8 +82,11 @@ def _age(moment, now):
     return now - moment.timestamp() if moment else 0
 
 
-def _leftovers(backups, now, skipped):
-    """Failed pushes a day old go; younger ones may be a push in progress; damaged ones are an operator's call."""
+def _leftovers(remote, loc, backups, now, skipped):
+    """Failed pushes a day old go; younger ones may be a push in progress; damaged ones are an operator's call.
+
+    Listings can be partial, so a leftover is one whose manifest is absent when asked for by name.
+    """
     remove = []
     for backup in backups:
         if backup.status == _catalog.COMPLETE:
@@ -92,7 +95,10 @@ def _leftovers(backups, now, skipped):
             skipped.append({"id": backup.id, "status": backup.status, "reason": "manifest damaged; left for an operator (%s)" % backup.error})
             continue
         age = min(_age(o["modified"], now) for o in backup.objects.values())
-        if age >= LEFTOVER_MAX_AGE:
+        if age >= LEFTOVER_MAX_AGE and remote.head(loc.key(backup.id, _remote.MANIFEST)) is not None:
+            skipped.append({"id": backup.id, "status": backup.status, "reason": "its manifest %s exists though the listing "
+                            "missed it; nothing deleted" % remote.url(loc.key(backup.id, _remote.MANIFEST))})
+        elif age >= LEFTOVER_MAX_AGE:
             remove.append(backup)
         else:
             skipped.append({"id": backup.id, "status": backup.status,

@@ -17,12 +17,13 @@ __metaclass__ = type
 import secrets
 import time
 
-from .._errors import LifeboatError, StorageError, VerifyError
+from .._errors import ConfigError, LifeboatError, StorageError, VerifyError
 from .._postgres import session as _pg
 from .._postgres import tables as _tables
 from .._store import catalog as _catalog
 from .._store import manifest as _manifest
 from .._stream import artifacts as _artifacts
+from .._stream import codec as _codec
 from .._stream import pipeline as _pipeline
 from . import restore as _restore
 from .operation import Operation
@@ -32,8 +33,7 @@ LEVELS = ("checksum", "archive", "restore")
 
 def verify(config, entry, level, identity_file=None, scratch=None, via="module"):
     """Verify one backup; raises VerifyError naming the artifact and the check that failed."""
-    if level not in LEVELS:
-        raise VerifyError("level must be one of %s, got %r" % (", ".join(LEVELS), level))
+    _check_usage(entry, level, identity_file)
     manifest = entry.manifest
     details = {}
     operation = Operation(config, "verify", "backup %s" % entry.id, via, kind=VerifyError,
@@ -66,6 +66,19 @@ def verify(config, entry, level, identity_file=None, scratch=None, via="module")
     }
     result.update(details)
     return result
+
+
+def _check_usage(entry, level, identity_file):
+    """What the caller got wrong, found before anything is recorded: only a verification that ran has a result."""
+    if level not in LEVELS:
+        raise VerifyError("level must be one of %s, got %r" % (", ".join(LEVELS), level))
+    if level != "checksum":
+        for item in entry.manifest["artifacts"]:
+            if item.get("encryption") == "age":
+                try:
+                    _codec.check_identity(identity_file, item["name"])
+                except ConfigError as exc:  # still a verify error to the caller (exit code 6), only not a result
+                    raise VerifyError("Cannot verify backup %s at level %s: %s" % (entry.id, level, exc)) from exc
 
 
 def _read_back(config, entry, level, identity_file, connection):

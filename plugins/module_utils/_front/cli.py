@@ -22,6 +22,7 @@ import sys
 from .._actions import backup as _dump
 from .._actions import check_config as _check_config
 from .._actions import hold as _hold
+from .._actions import locate as _locate
 from .._actions import prune as _prune
 from .._actions import pull as _offsite_pull
 from .._actions import push as _push
@@ -71,20 +72,19 @@ def _entry(config, args):
     return _catalog.resolve(config["backup_root"], getattr(args, "profile", None), getattr(args, "id", None), getattr(args, "path", None))
 
 
-def _wants_remote(args):
-    """--remote reads the backup from the profile's offsite bucket; it needs --profile."""
-    if getattr(args, "remote", False) and not args.profile:
+def _source(config, args):
+    """The backup named by --path, or --profile and --id; --remote reads it from the offsite bucket (needs --profile)."""
+    if args.remote and not args.profile:
         raise ConfigError("--remote needs --profile (and optionally --id and --host)")
-    return getattr(args, "remote", False)
+    return _locate.Source(config, args.profile, args.id, args.path, remote=args.remote, host=args.host, tmp_dir=args.tmp_dir, via="cli")
 
 
 def cmd_verify(config, args):
-    if _wants_remote(args):
-        result = _offsite_pull.verify_remote(config, args.profile, args.id, args.host, args.level, identity_file=args.identity,
-                                             tmp_dir=args.tmp_dir, via="cli")
+    source = _source(config, args)
+    result = source.verify(args.level, identity_file=args.identity)
+    if source.remote:
         return result, "offsite copy %s (%s) passed %s verification in %.1fs" % (
             result["id"], result["path"], result["level"], result["duration_seconds"])
-    result = _verify.verify(config, _entry(config, args), args.level, identity_file=args.identity, via="cli")
     return result, "backup %s passed %s verification in %.1fs" % (result["id"], result["level"], result["duration_seconds"])
 
 
@@ -93,17 +93,14 @@ def cmd_restore(config, args):
                                jobs=args.jobs, globals=args.globals, no_owner=args.no_owner,
                                identity_file=args.identity, tmp_dir=args.tmp_dir,
                                allow_system_target=args.allow_system_target)
-    entry = _offsite_pull.remote_entry(config, args.profile, args.id, args.host) if _wants_remote(args) else _entry(config, args)
+    source = _source(config, args)
     if args.dry_run:
-        plan = _restore.plan(config, entry, options).summary()
+        plan = _restore.plan(config, source.record, options).summary()
         text = "would restore backup %s (%s of %s) into %s [%s, target %s, %s]: %d tables, %d rows" % (
             plan["backup_id"], plan["consistent_at"], plan["source_database"], plan["target"], plan["action"],
             plan["target_state"], plan["method"], len(plan["tables"]), plan["rows"])
         return plan, text
-    if _wants_remote(args):  # the manifest was enough for a plan; a restore needs the artifacts on disk
-        with _offsite_pull.pulled(config, args.profile, entry.id, args.host, args.tmp_dir, via="cli") as pulled:
-            result = _restore.restore(config, pulled, options, via="cli")
-    else:
+    with source.on_disk() as entry:  # a remote backup is downloaded and checked first
         result = _restore.restore(config, entry, options, via="cli")
     return result, "restored backup %s into %s in %.1fs" % (result["backup_id"], result["target"], result["timings"]["total_seconds"])
 
@@ -120,6 +117,8 @@ def cmd_list(config, args):
         for backup in item["backups"]:
             verification = backup["verification"] or {}
             mark = ("%s %s" % (verification.get("level"), "ok" if verification.get("ok") else "FAILED")) if verification else "unverified"
+            if backup["status"] == _catalog.DAMAGED:  # why it is no backup, on the same line
+                mark = backup["error"]
             held = "  held: %s" % backup["hold"]["reason"] if backup.get("hold") else ""
             lines.append("  %-22s %-11s %10s  %s%s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark, held))
     return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]

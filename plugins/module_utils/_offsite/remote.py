@@ -17,11 +17,12 @@ from .._config.schema import effective_section
 from .._errors import ConfigError, NotFoundError, VerifyError
 from .._store import catalog as _catalog
 from .._store import manifest as _manifest
+from .._store import record as _record
 from . import s3 as _s3
 
 MANIFEST = _manifest.MANIFEST
 META_SHA = "lifeboat-sha256"  # boto3 lower-cases metadata keys; so do we
-META_VERIFIED = "lifeboat-verified"
+META_VERIFIED = _record.META_VERIFIED
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
 
@@ -70,42 +71,6 @@ class Location:
         return self.prefix(backup_id) + name
 
 
-class RemoteBackup:
-    """One backup id found under a profile in the bucket."""
-
-    def __init__(self, backup_id, objects, status, manifest=None, raw=None, metadata=None, error=None):
-        self.id = backup_id
-        self.objects = objects  # name -> {"size", "modified"}
-        self.status = status
-        self.manifest = manifest
-        self.raw = raw
-        self.metadata = metadata or {}
-        self.error = error
-
-    @property
-    def time(self):
-        return _manifest.backup_time(self.manifest) if self.manifest else None
-
-    @property
-    def size(self):
-        if self.manifest:
-            return sum(a["bytes"] for a in self.manifest["artifacts"])
-        return sum(o["size"] for o in self.objects.values())
-
-    @property
-    def verification(self):
-        """What the pushing host knew when it pushed: ok, failed or unverified."""
-        return self.metadata.get(META_VERIFIED) if self.metadata.get(META_VERIFIED) in ("ok", "failed") else "unverified"
-
-    def summary(self):
-        info = {"id": self.id, "status": self.status, "bytes": self.size, "objects": len(self.objects)}
-        if self.manifest:
-            info.update(time=self.manifest["consistent_at"], database=self.manifest["database"], verification=self.verification)
-        if self.error:
-            info["error"] = self.error
-        return info
-
-
 def group_by_backup(objects, base):
     groups = {}
     for key, info in objects.items():
@@ -117,17 +82,19 @@ def group_by_backup(objects, base):
 
 
 def _describe(remote, loc, backup_id, objects):
+    where = remote.url(loc.prefix(backup_id)).rstrip("/")
     if MANIFEST not in objects:
-        return RemoteBackup(backup_id, objects, _catalog.INCOMPLETE, error="no manifest")
+        return _record.Backup(where, _record.INCOMPLETE, error="no manifest", backup_id=backup_id, objects=objects)
     key = loc.key(backup_id, MANIFEST)
     raw, metadata = remote.get(key)
     if raw is None:
-        return RemoteBackup(backup_id, objects, _catalog.INCOMPLETE, error="no manifest")
+        return _record.Backup(where, _record.INCOMPLETE, error="no manifest", backup_id=backup_id, objects=objects)
     try:
-        manifest = _manifest.parse(raw, remote.url(key))
+        manifest = _record.check_place(_manifest.parse(raw, remote.url(key)), remote.url(key),
+                                       backup_id=backup_id, profile=loc.profile, host=loc.host)
     except VerifyError as exc:
-        return RemoteBackup(backup_id, objects, _catalog.DAMAGED, error=str(exc))
-    return RemoteBackup(backup_id, objects, _catalog.COMPLETE, manifest, raw, metadata)
+        return _record.Backup(where, _record.DAMAGED, error=str(exc), backup_id=backup_id, objects=objects)
+    return _record.Backup(where, _record.COMPLETE, manifest, backup_id=backup_id, objects=objects, raw=raw, metadata=metadata)
 
 
 def scan(remote, loc):
@@ -139,7 +106,7 @@ def scan(remote, loc):
 
 
 def find(remote, loc, backup_id=None):
-    """One complete remote backup: by id, or the newest by snapshot time."""
+    """One complete remote backup: by id, or the newest (which must not be damaged)."""
     if backup_id:
         objects = group_by_backup(remote.list(loc.prefix(backup_id)), loc.base).get(backup_id, {})
         found = _describe(remote, loc, backup_id, objects)
@@ -148,10 +115,10 @@ def find(remote, loc, backup_id=None):
         if found.status == _catalog.DAMAGED:
             raise VerifyError(found.error)
         raise NotFoundError("backup %s of profile %s (host %s) is not in %s" % (backup_id, loc.profile, loc.host, remote.url(loc.base)))
-    complete = [b for b in scan(remote, loc) if b.status == _catalog.COMPLETE]
-    if not complete:
+    found = _record.refuse_damaged_newest(_record.newest(scan(remote, loc)), loc.profile)
+    if found is None:
         raise NotFoundError("profile %s of host %s has no complete backup in %s" % (loc.profile, loc.host, remote.url(loc.base)))
-    return complete[-1]
+    return found
 
 
 def listing(config, profile, host=None):

@@ -137,9 +137,12 @@ class Remote:
             page = self._call("list", prefix, "list_objects_v2", **kwargs)
             for item in page.get("Contents") or []:
                 objects[item["Key"]] = {"size": item["Size"], "modified": item["LastModified"]}
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            if not page.get("IsTruncated"):
                 return objects
+            token = page.get("NextContinuationToken")
+            if not token:  # what was left out is unknown: a partial listing must never look like the whole
+                raise OffsiteError("cannot list %s: %s sent a truncated page without a continuation token"
+                                   % (self.url(prefix), self.endpoint))
 
     def head(self, key):
         """Size, checksum, metadata and lock of one object; None when it does not exist."""
@@ -167,19 +170,30 @@ class Remote:
 
     def download(self, key, path):
         """Stream an object into a new 0600 file, hashing it; returns (bytes, sha256 hex)."""
-        response = self._call("download", key, "get_object", Key=key)
-        digest, size = hashlib.sha256(), 0
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                for chunk in response["Body"].iter_chunks(CHUNK):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
+                found = self._read(key, "download", handle.write)
                 handle.flush()
                 os.fsync(handle.fileno())
-        except Exception as exc:
+        except OSError as exc:
             raise self.error(exc, "download", key)
+        return found
+
+    def digest(self, key):
+        """Read an object back without keeping it: (bytes, sha256 hex), for a store that keeps no checksum."""
+        return self._read(key, "read back", lambda chunk: None)
+
+    def _read(self, key, doing, sink):
+        response = self._call(doing, key, "get_object", Key=key)
+        digest, size = hashlib.sha256(), 0
+        try:
+            for chunk in response["Body"].iter_chunks(CHUNK):
+                sink(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        except Exception as exc:
+            raise self.error(exc, doing, key)
         return size, digest.hexdigest()
 
     def uploads(self, prefix):

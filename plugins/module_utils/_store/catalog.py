@@ -13,84 +13,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import time
 
 from .._config.schema import PROFILE_NAME, check_profile_name
 from .._errors import LifeboatError, NotFoundError, VerifyError
-from . import hold as _hold
 from . import manifest as _manifest
 from .files import PARTIAL, atomic_write_json, is_locked
+from .record import COMPLETE, DAMAGED, IN_PROGRESS, INCOMPLETE, VERIFICATION, Backup, check_place, newest, read_verification, refuse_damaged_newest
 
-VERIFICATION = "verification.json"
-
-COMPLETE = "complete"
-DAMAGED = "damaged"
-INCOMPLETE = "incomplete"
-IN_PROGRESS = "in_progress"
-
-
-class Entry:
-    """One directory under a profile: a backup, or something that is not (yet) one."""
-
-    def __init__(self, path, status, manifest=None, error=None):
-        self.path = path
-        self.id = os.path.basename(path)
-        self.status = status
-        self.manifest = manifest
-        self.error = error
-
-    @property
-    def time(self):
-        """Snapshot time from the manifest; None for anything that is not a complete backup."""
-        return _manifest.backup_time(self.manifest) if self.manifest else None
-
-    @property
-    def size(self):
-        return sum(a["bytes"] for a in self.manifest["artifacts"]) if self.manifest else _du(self.path)
-
-    @property
-    def verification(self):
-        return read_verification(self.path)
-
-    @property
-    def hold(self):
-        """The hold document (reason, by, since) when ``lifeboat hold`` keeps this backup, else None."""
-        return _hold.read(self.path) if self.status == COMPLETE else None
-
-    def age_seconds(self, now=None):
-        """Age of a directory that is not a backup, from its modification time."""
-        try:
-            return (now or time.time()) - os.stat(self.path).st_mtime
-        except OSError:
-            return 0
-
-    def summary(self):
-        info = {"id": self.id, "path": self.path, "status": self.status, "bytes": self.size}
-        if self.manifest:
-            info.update(
-                time=self.manifest["consistent_at"],
-                database=self.manifest["database"],
-                duration_seconds=self.manifest.get("duration_seconds"),
-                encrypted=any(a["encryption"] != "none" for a in self.manifest["artifacts"]),
-            )
-        if self.error:
-            info["error"] = self.error
-        info["verification"] = self.verification
-        info["hold"] = self.hold
-        return info
-
-
-def _du(path):
-    total = 0
-    for base, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(base, name)).st_size
-            except OSError:
-                pass
-    return total
+__all__ = ["COMPLETE", "DAMAGED", "INCOMPLETE", "IN_PROGRESS", "Backup", "read_verification"]  # re-exported
 
 
 def profile_dir(backup_root, profile):
@@ -119,23 +51,28 @@ def scan(backup_root, profile):
         if name.startswith("."):
             continue
         if os.path.islink(path):  # planted by someone else: what it points to is no backup of this profile
-            other.append(Entry(path, DAMAGED, error="a symbolic link, not a backup directory lifeboat made; remove it"))
+            other.append(Backup(path, DAMAGED, error="a symbolic link, not a backup directory lifeboat made; remove it"))
             continue
         if not os.path.isdir(path):
             continue
         if name.endswith(PARTIAL):
             if locked is None:
                 locked = is_locked(directory)
-            other.append(Entry(path, IN_PROGRESS if locked else INCOMPLETE))
+            other.append(Backup(path, IN_PROGRESS if locked else INCOMPLETE))
             continue
         try:
-            complete.append(Entry(path, COMPLETE, manifest=_manifest.read(path)))
+            complete.append(Backup(path, COMPLETE, manifest=_read(path, profile=profile)))
         except NotFoundError:
-            other.append(Entry(path, INCOMPLETE, error="no manifest"))
+            other.append(Backup(path, INCOMPLETE, error="no manifest"))
         except VerifyError as exc:
-            other.append(Entry(path, DAMAGED, error=str(exc)))
+            other.append(Backup(path, DAMAGED, error=str(exc)))
     complete.sort(key=lambda e: (e.time, e.id))
     return complete + other
+
+
+def _read(path, **place):
+    """The manifest of a backup directory, checked against where it lies: its name (and its profile directory)."""
+    return check_place(_manifest.read(path), path, backup_id=os.path.basename(os.path.normpath(path)), **place)
 
 
 def complete_backups(backup_root, profile):
@@ -143,30 +80,26 @@ def complete_backups(backup_root, profile):
 
 
 def resolve(backup_root=None, profile=None, backup_id=None, path=None):
-    """Find one complete backup: by ``path``, or by profile and id (default: the newest)."""
+    """Find one complete backup: by ``path``, or by profile and id (default: the newest, which must not be damaged)."""
     if path:
         if not os.path.isdir(path):
             raise NotFoundError("backup directory %s does not exist" % path)
-        return Entry(path, COMPLETE, manifest=_manifest.read(path))
+        return Backup(path, COMPLETE, manifest=_read(path))
     if not profile:
         raise LifeboatError("name a backup: give path, or profile (and optionally backup_id)")
-    backups = complete_backups(backup_root, profile)
+    entries = scan(backup_root, profile)
+    backups = [e for e in entries if e.status == COMPLETE]
     if backup_id:
-        for entry in backups:
-            if entry.id == backup_id:
+        for entry in entries:
+            if entry.id == backup_id and entry.status == COMPLETE:
                 return entry
+            if entry.id == backup_id and entry.status == DAMAGED:
+                raise VerifyError("backup %s of profile %s is damaged: %s" % (backup_id, profile, entry.error))
         raise NotFoundError("backup %s of profile %s not found under %s" % (backup_id, profile, backup_root))
     if not backups:
+        refuse_damaged_newest(newest(entries), profile)
         raise NotFoundError("profile %s has no complete backup under %s" % (profile, backup_root))
-    return backups[-1]
-
-
-def read_verification(backup_dir):
-    try:
-        with open(os.path.join(backup_dir, VERIFICATION), "r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
+    return refuse_damaged_newest(newest(entries), profile)
 
 
 def record_verification(backup_dir, result):
