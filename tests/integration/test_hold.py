@@ -121,7 +121,7 @@ def test_offsite_hold_is_an_object_lock_legal_hold_and_remote_prune_skips_it(cli
     cli(config, "push", "--profile", "shop", "--all", check=0)
     prefix = "lifeboat/%s/shop/%s/" % (HOST, oldest)
     client = s3.client()
-    objects = [k for k in s3.keys(bucket, prefix)]
+    objects = list(s3.keys(bucket, prefix))
 
     preview = json.loads(cli(config, "--json", "hold", "--profile", "shop", "--id", oldest, "--reason", REASON, "--dry-run",
                              check=0).stdout)

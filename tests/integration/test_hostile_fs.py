@@ -104,7 +104,7 @@ def test_a_planted_lock_is_refused_never_followed(engine, make_config, shop_db, 
 # -- 2. a planted .partial, and a symlinked directory in the catalog ------------------------------------------------
 
 def test_a_planted_partial_link_is_refused_even_when_its_target_appears(engine, make_config, shop_db, base, backup_root,
-                                                                          monkeypatch):
+                                                                        monkeypatch):
     """nobody links every id of the next minutes to a directory of its own that does not exist yet (so the id
     looks free), and creates that directory once the run has chosen its id (the race, hit on purpose)."""
     profile_dir = open_to_nobody(backup_root)
@@ -155,8 +155,8 @@ def test_the_catalog_does_not_list_a_symlinked_directory_as_a_backup(engine, mak
     assert (entry.id, entry.status) == (made["id"], engine.catalog.DAMAGED)
     assert "symbolic link" in entry.error
     assert engine.catalog.complete_backups(backup_root, "shop") == []
-    with pytest.raises(engine.errors.NotFoundError):
-        engine.catalog.resolve(backup_root, "shop")
+    with pytest.raises(engine.errors.VerifyError, match="newest backup of profile shop, %s, is damaged" % made["id"]):
+        engine.catalog.resolve(backup_root, "shop")  # the newest is the link: named, never taken for a backup
 
 
 # -- 3. atomic writes: unpredictable temporary names, checked directories --------------------------------------------
@@ -241,7 +241,7 @@ def run_backup(pg, age_key, shop_db, backup_root, tmp_path):
 
 
 def test_kill_9_at_the_commit_point_leaves_a_partial_never_a_backup_without_manifest(engine, pg, age_key, shop_db,
-                                                                                       backup_root, tmp_path):
+                                                                                     backup_root, tmp_path):
     """LIFEBOAT_TEST_PAUSE=commit holds the run just before the rename that makes it a backup (see
     _store.files.pause_point); before the fix the rename came first and the manifest after it."""
     argv = write_config(pg, age_key, shop_db, backup_root, tmp_path)

@@ -80,7 +80,7 @@ def stop_child(run, program, *words, timeout=120):
     """SIGSTOP the child of ``run`` running ``program`` with ``words`` in its argv as soon as it exists; its pid."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for pid in subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout.split():
+        for pid in subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True, check=False).stdout.split():
             argv = proc_file(int(pid), "cmdline").split(b"\0")
             if os.path.basename(argv[0]) == program.encode() and all(w.encode() in argv for w in words):
                 os.kill(int(pid), signal.SIGSTOP)
@@ -94,7 +94,7 @@ def stopped_child(run, *words, timeout=120):
     """The child of ``run`` with ``words`` in its argv once it has stopped itself."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for pid in subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True).stdout.split():
+        for pid in subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True, check=False).stdout.split():
             argv = proc_file(int(pid), "cmdline").split(b"\0")
             state = proc_file(int(pid), "stat").rsplit(b")", 1)[-1].split()[:1]
             if state == [b"T"] and all(w.encode() in argv for w in words):
@@ -105,7 +105,7 @@ def stopped_child(run, *words, timeout=120):
 
 
 def child(run, program):
-    for pid in subprocess.run(["pgrep", "-P", str(run.pid), "-x", program], capture_output=True, text=True).stdout.split():
+    for pid in subprocess.run(["pgrep", "-P", str(run.pid), "-x", program], capture_output=True, text=True, check=False).stdout.split():
         return int(pid)
     raise AssertionError("no %s in the run" % program)
 
@@ -155,7 +155,7 @@ def test_kill_9_during_a_backup_leaves_no_password_no_identity_and_no_program(pg
 
 @pytest.mark.parametrize("point", ["decrypting", "restoring"])
 def test_kill_9_during_a_parallel_clean_restore_commits_nothing_and_leaves_no_plaintext(pg, kill_db, age_key, bin_dir, tmp_path,
-                                                                                       point):
+                                                                                        point):
     made = lifeboat(pg, age_key, tmp_path, "backup", "--profile", "app", bin_dir=bin_dir)
     assert made.returncode == 0, made.stderr
     target = "killed_target_%s" % point

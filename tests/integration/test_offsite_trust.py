@@ -50,8 +50,8 @@ def _backup_and_push(cli, config):
 
 
 def test_remote_prune_never_deletes_objects_of_a_backup_whose_manifest_the_listing_missed(engine, cli, config, s3, bucket,
-                                                                                         monkeypatch):
-    ids = [_backup_and_push(cli, config)["id"] for _ in range(3)]
+                                                                                          monkeypatch):
+    ids = [_backup_and_push(cli, config)["id"] for _round in range(3)]
     before = s3.keys(bucket)
     missed = tuple(_prefix(backup_id) + "manifest.json" for backup_id in ids[1:])
     real_list = engine.s3.Remote.list

@@ -163,7 +163,7 @@ def test_daily_backup_ships_and_prunes_like_the_scheduled_run(pg, shop_db, age_k
         assert planned.returncode == 0, planned.stdout + planned.stderr
         assert "push offsite, prune, prune offsite" in planned.stdout
         assert not os.path.exists(data["agent_backup_root"]) and server.keys(bucket) == []
-        for _ in range(2):
+        for _run in range(2):
             done = run_playbook(vars_file, "-v")
             assert done.returncode == 0, done.stdout + done.stderr
             assert SECRET_KEY not in done.stdout and pg.password not in done.stdout

@@ -47,7 +47,7 @@ def test_query_without_jmespath_is_one_clear_error(pg, shop_db, age_key, backup_
     path.chmod(0o600)
     env = dict(os.environ, PYTHONPATH=str(fake.parent))
     proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "python"), os.path.join(REPO, "bin", "lifeboat"), "--config", str(path),
-                           "--query", "shop", "backup", "--profile", "shop"], capture_output=True, text=True, env=env, timeout=300)
+                           "--query", "shop", "backup", "--profile", "shop"], capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == ("lifeboat: --query needs the Python package jmespath on this host (Debian: apt install "
                                    "python3-jmespath; pip: jmespath)")

@@ -111,7 +111,7 @@ def test_partial_profile_restores_and_verifies_despite_commented_foreign_keys(en
 
 
 def test_subset_into_an_existing_database_leaves_out_the_comment_of_its_foreign_key(engine, pg, config, full_backup,
-                                                                                     fidelity, age_key):
+                                                                                    fidelity, age_key):
     target = "subset existing fk"
     pg.psql("CREATE DATABASE %s TEMPLATE %s" % (quote(target), fidelity))
     pg.psql("ALTER TABLE order_lines DROP CONSTRAINT order_lines_order_fk; DELETE FROM orders WHERE id > 100", db=target)
@@ -170,7 +170,7 @@ def test_a_new_database_carries_the_settings_grants_and_comment_of_the_source(en
 
 
 def test_no_owner_leaves_out_the_database_grants_and_an_existing_database_keeps_its_own(engine, pg, config, full_backup,
-                                                                                         fidelity, age_key):
+                                                                                        fidelity, age_key):
     result = restore(engine, config, full_backup, "fidelity no owner", no_owner=True, identity_file=age_key[0])
     assert result["database_properties_applied"] == ["COMMENT", "DATABASE PROPERTIES"]
     assert database_level(pg, "fidelity no owner")[2] == ""

@@ -409,7 +409,7 @@ def test_module_and_playbook_rotate_with_nothing_secret_in_vvv_output(engine, lo
     extra = root / "extra.json"
     extra.write_text(json.dumps({"rotate_credentials_hosts": "localhost", "rotate_credentials_admin": logged.connection(),
                                  "agent_backup_root": str(root / "backups"), "agent_log_dir": str(root / "log"),
-        "agent_metrics_dir": str(root / "metrics"), "rotate_credentials_force": True,
+                                 "agent_metrics_dir": str(root / "metrics"), "rotate_credentials_force": True,
                                  "rotate_credentials_roles": [{k: args[k] for k in ("role", "db", "grace", "consumers", "test")}]}))
     extra.chmod(0o600)
     missing = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "rotate_credentials.yml"),

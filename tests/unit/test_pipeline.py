@@ -87,7 +87,7 @@ def test_early_exit_of_the_last_step(engine, source, tmp_path):
     """``head -c`` stops reading: fine when the caller said so, a failure otherwise (the data was not all read)."""
     sink = str(tmp_path / "head")
     result = pipe(engine, [step(engine, "cat", "cat"), step(engine, "head", "head", "-c", "100")],
-                                 source=source, sink=sink, early_exit_ok=True)
+                  source=source, sink=sink, early_exit_ok=True)
     assert result["sink"].bytes == 100 and result["sink"].sha256 == hashlib.sha256(DATA[:100]).hexdigest()
     error = failure(engine, [step(engine, "cat", "cat"), step(engine, "head", "head", "-c", "100")],
                     source=source, sink=str(tmp_path / "head2"))
@@ -204,7 +204,7 @@ def test_a_pipeline_stopped_while_its_sink_waits_for_output(engine, tmp_path):
     started = time.monotonic()
     with pytest.raises(engine.pipeline.Stopped):
         pipe(engine, [step(engine, "silent", "sleep", "30"), step(engine, "cat", "cat")], sink=str(tmp_path / "out"),
-                            stop=stop)
+             stop=stop)
     assert time.monotonic() - started < 10
 
 
