@@ -46,7 +46,7 @@ class TLSFront:
     def _accept(self):
         while True:
             try:
-                raw, _ = self.listener.accept()
+                raw, _address = self.listener.accept()
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(raw,), daemon=True).start()

@@ -64,7 +64,7 @@ _TLS = (("ssl_mode", "sslmode", "PGSSLMODE"), ("ca_cert", "sslrootcert", "PGSSLR
 
 def libpq_params(connection):
     """libpq keywords beyond host, port, user and password: TLS, connect_params, session_role (as a startup option)."""
-    params = dict((keyword, connection.get(option)) for option, keyword, _ in _TLS)
+    params = dict((keyword, connection.get(option)) for option, keyword, _variable in _TLS)
     params.update(connection.get("connect_params") or {})
     role = connection.get("session_role")
     if role:
@@ -76,7 +76,7 @@ def libpq_params(connection):
 
 def libpq_environment(connection):
     """The same keywords as environment variables for pg_dump, pg_restore and psql (never a password)."""
-    names = dict(LIBPQ_ENVIRONMENT, **dict((keyword, variable) for _, keyword, variable in _TLS))
+    names = dict(LIBPQ_ENVIRONMENT, **dict((keyword, variable) for _option, keyword, variable in _TLS))
     return dict((names[k], v) for k, v in libpq_params(connection).items())
 
 
