@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO, VENV_BIN, ansible_env
+from tests.conftest import VENV_BIN, ansible_env
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run scripts/bootstrap.sh test")
 
