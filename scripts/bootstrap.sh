@@ -8,7 +8,8 @@ what="${1:-core}"
 
 # postgresql-15 ships the contrib extensions on Debian 12 (postgresql-contrib-15 is only a virtual name).
 core_packages=(postgresql-15 postgresql-client-15 age zstd python3-venv python3-psycopg2 python3-yaml util-linux)
-test_packages=(podman runc debootstrap cron logrotate uidmap slirp4netns shellcheck pigz)  # ansible-test sanity runs shellcheck; make bench: postgresql_db uses pigz for .gz
+test_packages=(podman runc debootstrap cron logrotate uidmap slirp4netns shellcheck pigz
+               prometheus prometheus-node-exporter prometheus-postgres-exporter)  # ansible-test sanity runs shellcheck; make bench: postgresql_db uses pigz for .gz; monitoring: promtool, exporters
 
 packages=("${core_packages[@]}")
 [ "$what" = test ] && packages+=("${test_packages[@]}")

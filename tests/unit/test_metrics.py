@@ -43,8 +43,8 @@ def test_first_success_writes_every_family_with_help_and_type(engine, metrics_di
     assert "# TYPE lifeboat_backup_failures_total counter\n" in content
     assert "# TYPE lifeboat_backup_size_bytes gauge\n" in content
     assert "# HELP lifeboat_backup_size_bytes " in content and content.endswith("\n")
-    # node_exporter runs as another user: the file is readable, its directory listable
-    assert stat.S_IMODE(os.stat(os.path.join(metrics_dir, "lifeboat_shop.prom")).st_mode) == 0o644
+    # node_exporter runs as another user and reads the file through its group, never as everyone
+    assert stat.S_IMODE(os.stat(os.path.join(metrics_dir, "lifeboat_shop.prom")).st_mode) == 0o640
     assert os.listdir(metrics_dir) == ["lifeboat_shop.prom"]  # no temporary file left
 
 

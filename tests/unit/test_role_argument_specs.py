@@ -1,5 +1,5 @@
-"""The agent role's defaults/main.yml and meta/argument_specs.yml describe the same variables,
-and its connection, notify and offsite options mirror the engine's one schema."""
+"""Each public role's defaults/main.yml and meta/argument_specs.yml describe the same variables,
+and the agent's connection, notify and offsite options mirror the engine's one schema."""
 
 import os
 import re
@@ -9,22 +9,32 @@ import yaml
 
 from tests.conftest import REPO, Engine
 
-ROLE = os.path.join(REPO, "roles", "agent")
+ROLES = ("agent", "monitoring")
 
 
-def _load(*parts):
-    with open(os.path.join(ROLE, *parts), encoding="utf-8") as handle:
+def _load(role, *parts):
+    with open(os.path.join(REPO, "roles", role, *parts), encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
 
-@pytest.fixture(scope="module")
-def defaults():
-    return _load("defaults", "main.yml")
+@pytest.fixture(scope="module", params=ROLES)
+def role(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def options():
-    return _load("meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+def defaults(role):
+    return _load(role, "defaults", "main.yml")
+
+
+@pytest.fixture(scope="module")
+def options(role):
+    return _load(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+
+
+@pytest.fixture(scope="module")
+def agent_options():
+    return _load("agent", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
 
 
 def test_every_default_is_documented_and_every_option_has_a_default(defaults, options):
@@ -37,8 +47,8 @@ def test_defaults_are_identical(defaults, options):
     assert different == {}
 
 
-def test_public_variables_use_the_role_prefix(defaults):
-    assert [name for name in defaults if not re.match(r"^agent_[a-z0-9_]+$", name)] == []
+def test_public_variables_use_the_role_prefix(role, defaults):
+    assert [name for name in defaults if not re.match(r"^%s_[a-z0-9_]+$" % role, name)] == []
 
 
 def _undescribed(spec, path=""):
@@ -63,10 +73,10 @@ def _secret(name):
     ("agent_notify", "NOTIFY_FIELDS"),
     ("agent_offsite", "OFFSITE_FIELDS"),
 ])
-def test_sections_mirror_the_engine_schema(options, variable, fields):
+def test_sections_mirror_the_engine_schema(agent_options, variable, fields):
     config = Engine().config
     engine = getattr(config, fields)
-    role = options[variable]["options"]
+    role = agent_options[variable]["options"]
     assert sorted(role) == sorted(engine)
     kinds = {"str": "str", "int": "int", "bool": "bool", "list": "list", "dict": "dict", "section": "dict"}
     assert dict((k, role[k]["type"]) for k in role) == dict((k, kinds[f.kind]) for k, f in engine.items())
@@ -93,17 +103,17 @@ def _as_text(value):
     ("agent_notify", "NOTIFY_FIELDS"),
     ("agent_offsite", "OFFSITE_FIELDS"),
 ])
-def test_sections_state_the_engine_defaults(options, variable, fields):
+def test_sections_state_the_engine_defaults(agent_options, variable, fields):
     """The role leaves unset keys to the engine, so its descriptions state the engine's defaults, and correctly."""
     engine = getattr(Engine().config, fields)
-    role = options[variable]["options"]
+    role = agent_options[variable]["options"]
     stated = dict((name, _stated_default(role[name]["description"])) for name, field in engine.items()
                   if field.default not in (None, [], {}))
     assert stated == dict((name, _as_text(field.default)) for name, field in engine.items() if field.default not in (None, [], {}))
 
 
-def test_profile_keys_are_documented(options):
-    text = " ".join(options["agent_profiles"]["description"])
+def test_profile_keys_are_documented(agent_options):
+    text = " ".join(agent_options["agent_profiles"]["description"])
     engine = Engine().config
     assert [key for key in engine.PROFILE_FIELDS if "C(%s)" % key not in text] == []
     assert [key for key in engine.RETENTION_FIELDS if "C(%s)" % key not in text] == []

@@ -100,8 +100,9 @@ def update(metrics_dir, profile, database, values=None, increment=(), labels=Non
     for name in sorted(current):
         kind, help_text = REGISTRY.get(name) or foreign[name]
         lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s %s" % (name, kind), "%s{%s} %s" % (name, labels, _number(current[name]))]
-    ensure_dir(metrics_dir, 0o755)
-    atomic_write(path_for(metrics_dir, profile), ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
+    # Readable by node_exporter through the directory's group (the monitoring role makes it setgid), never by everyone.
+    ensure_dir(metrics_dir, 0o750)
+    atomic_write(path_for(metrics_dir, profile), ("\n".join(lines) + "\n").encode("utf-8"), mode=0o640)
     return current
 
 
