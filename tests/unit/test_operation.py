@@ -26,7 +26,7 @@ def metric(engine, config, name):
 def operation(engine, config, **options):
     options.setdefault("profile", "shop")
     options.setdefault("database", "db")
-    return engine.operation.Operation(config, "prune", "profile shop", "cli", **options)
+    return engine.operation.Operation(config, "prune", "prune profile shop", "cli", **options)
 
 
 def test_success_writes_one_audit_line_and_its_metrics(engine, config):
@@ -43,7 +43,8 @@ def test_an_engine_error_gets_the_one_message_and_keeps_its_kind(engine, config)
     errors = engine.errors
     cause = errors.StorageError("no space left on device")
     with pytest.raises(errors.StorageError) as raised:
-        with operation(engine, config, failure_metrics={"increment": ["lifeboat_prune_failures_total"]}):
+        with operation(engine, config) as op:
+            op.on_failure(increment=["lifeboat_prune_failures_total"])
             raise cause
     assert str(raised.value) == "Failed to prune profile shop: no space left on device"
     assert raised.value.__cause__ is cause

@@ -164,11 +164,11 @@ def _run(config, profile_name, check_mode, via):
     encryption = require_encryption(config)
     db = profile["db"]
     started = time.time()
-    failed = {"values": {"lifeboat_backup_last_attempt_timestamp_seconds": started, "lifeboat_backup_last_run_success": 0},
-              "increment": ["lifeboat_backup_failures_total"]}
     # A configuration or lock error says all there is to say; anything else names the database and profile.
-    with Operation(config, "backup", "database %s (profile %s)" % (db, profile_name), via, check_mode, verb="dump",
-                   keep=(ConfigError, LockError), failure_metrics=failed, profile=profile_name, database=db) as op:
+    with Operation(config, "backup", "dump database %s (profile %s)" % (db, profile_name), via, check_mode,
+                   keep=(ConfigError, LockError), profile=profile_name, database=db) as op:
+        op.on_failure(values={"lifeboat_backup_last_attempt_timestamp_seconds": started, "lifeboat_backup_last_run_success": 0},
+                      increment=["lifeboat_backup_failures_total"])
         with _pg.Session(config["connection"], db) as session:
             result = _dump_with_session(config, profile_name, profile, encryption, session, started, check_mode)
         op.audit(backup_id=result.get("id"), bytes=result.get("bytes"))

@@ -59,7 +59,7 @@ def _change(config, entry, action, reason, via, check_mode):
     result = {"changed": current != document, "check_mode": check_mode, "profile": profile, "id": entry.id,
               "path": entry.path, "held": document is not None, "hold": document, "previous": current, "offsite": None,
               "warnings": []}
-    with Operation(config, action, "backup %s of profile %s" % (entry.id, profile), via, check_mode, profile=profile,
+    with Operation(config, action, "%s backup %s of profile %s" % (action, entry.id, profile), via, check_mode, profile=profile,
                    database=entry.manifest["database"], backup_id=entry.id,
                    detail="reason: %s" % (reason if action == "hold" else (current or {}).get("reason", "not held"))) as op:
         if result["changed"] and not check_mode:

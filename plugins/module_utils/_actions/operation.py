@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one wrapper around every action: timer, audit line, metrics, undo, and the one error message.
 
-    with Operation(config, "restore", "backup %s into %s" % (entry.id, target), via, profile=..., database=...) as op:
+    with Operation(config, "restore", "restore backup %s into %s" % (entry.id, target), via, profile=..., database=...) as op:
+        op.on_failure(increment=[...])           # metrics written if it fails or is interrupted
         ...
         op.undo(lambda: drop_database(...))      # runs if the action fails or is interrupted
         op.audit(bytes=...)                      # more fields for the audit line
@@ -32,16 +33,15 @@ from .._store.files import foreign_owner
 
 
 class Operation:
-    def __init__(self, config, action, what, via="module", check_mode=False, verb=None, message=None, kind=None, keep=(),
-                 failure_metrics=None, **audit):
+    def __init__(self, config, action, doing, via="module", check_mode=False, message=None, kind=None, keep=(), **audit):
         self.config = config
         self.action = action  # the audit log's name for it
-        self.message = message or "Failed to %s %s" % (verb or action, what)
+        self.message = message or "Failed to %s" % doing  # doing: "dump database shop (profile full)"
         self.via = via
         self.check_mode = check_mode
         self.kind = kind  # the error class raised; None keeps the original's (and so its exit code)
         self.keep = keep  # error classes that leave unchanged: their message already says everything
-        self.failure_metrics = failure_metrics or {}
+        self.failure_metrics = None
         self.fields = dict(audit)
         self.success_metrics = None
         self.undo_steps = []
@@ -61,6 +61,10 @@ class Operation:
 
     def on_success(self, values=None, increment=()):
         self.success_metrics = {"values": values, "increment": increment}
+
+    def on_failure(self, values=None, increment=()):
+        """Metrics written when the action fails or is interrupted; say so first thing in the block."""
+        self.failure_metrics = {"values": values, "increment": increment}
 
     def undo(self, step):
         self.undo_steps.append(step)

@@ -74,9 +74,10 @@ def prune(config, profile_name, policy, check_mode=False, via="module", now=None
     if check_mode:
         return result
     database = complete[-1].manifest["database"] if complete else None  # None: no label, and nothing to prune
-    with Operation(config, "prune", "profile %s" % profile_name, via, failure_metrics={"increment": ["lifeboat_prune_failures_total"]},
+    with Operation(config, "prune", "prune profile %s" % profile_name, via,
                    profile=profile_name, database=database, deleted=result["deleted"], kept=len(result["kept"]),
                    bytes=result["freed_bytes"], detail=_detail(policy, result)) as op:
+        op.on_failure(increment=["lifeboat_prune_failures_total"])
         failures = _apply(directory, doomed, leftovers, result)
         op.audit(kept=len(result["kept"]), bytes=result["freed_bytes"])
         if failures:

@@ -31,7 +31,7 @@ def pull(config, profile, backup_id=None, host=None, dest=None, via="module", ch
     section = _remote.target(config, profile)
     loc = _remote.Location(section, host or config["host"], profile)
     root = dest or config["backup_root"]
-    with Operation(config, "pull", "profile %s from offsite" % profile, via, check_mode, profile=profile, backup_id=backup_id, target=root) as op:
+    with Operation(config, "pull", "pull profile %s from offsite" % profile, via, check_mode, profile=profile, backup_id=backup_id, target=root) as op:
         remote = _s3.Remote(section)
         try:
             backup = _remote.find(remote, loc, backup_id)

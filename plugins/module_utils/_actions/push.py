@@ -89,12 +89,13 @@ def push(config, entry, via="module", check_mode=False):
         raise ConfigError("offsite.enabled: offsite copies are disabled for profile %s" % profile)
     loc = _remote.Location(section, manifest["host"], profile)
     where = "s3://%s" % section["bucket"]
-    with Operation(config, "push", "", via, check_mode, message="Failed to push backup %s of profile %s to %s" % (entry.id, profile, where),
-                   failure_metrics={"increment": ["lifeboat_offsite_failures_total"]},
+    doing = "push backup %s of profile %s to %%s" % (entry.id, profile)
+    with Operation(config, "push", doing % where, via, check_mode,
                    profile=profile, database=manifest["database"], backup_id=entry.id, target=where) as op:
+        op.on_failure(increment=["lifeboat_offsite_failures_total"])
         remote = _s3.Remote(section)
         where = remote.url(loc.prefix(entry.id))
-        op.message = "Failed to push backup %s of profile %s to %s" % (entry.id, profile, where)
+        op.message = "Failed to " + doing % where  # the exact prefix, once the client knows it
         op.audit(target=where)
         result = _push(section, remote, loc, entry, check_mode)
         op.audit(bytes=result["uploaded_bytes"], detail="uploaded %d objects" % len(result["uploaded"]) if result["changed"] else "already offsite")

@@ -48,8 +48,8 @@ def prune(config, profile, policy=None, host=None, check_mode=False, via="module
     now = now or time.time()
     result = {"changed": False, "check_mode": check_mode, "profile": profile, "host": loc.host, "policy": policy,
               "deleted": [], "kept": [], "skipped": [], "leftovers_removed": [], "freed_bytes": 0, "warnings": []}
-    with Operation(config, "remote_prune", "profile %s offsite" % profile, via, check_mode, verb="prune",
-                   failure_metrics={"increment": ["lifeboat_offsite_failures_total"]}, profile=profile) as op:
+    with Operation(config, "remote_prune", "prune profile %s offsite" % profile, via, check_mode, profile=profile) as op:
+        op.on_failure(increment=["lifeboat_offsite_failures_total"])
         try:
             _plan_and_apply(section, loc, policy, check_mode, now, result, op)
         finally:  # what was deleted before a failure belongs in the audit line too

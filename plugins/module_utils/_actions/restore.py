@@ -36,21 +36,23 @@ _SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
 
 
 class Options:
-    """What the operator asked for; validated against the backup by ``plan``."""
+    """What the operator asked for, one keyword per CLI flag and module option; validated against the backup by ``plan``."""
 
-    def __init__(self, target_db, create=True, clean=False, tables=(), jobs=1, globals=False,
-                 no_owner=False, identity_file=None, tmp_dir=None, allow_system_target=False, database_properties=True):
+    DEFAULTS = {
+        "create": True, "clean": False, "tables": (), "jobs": 1, "globals": False, "no_owner": False,
+        "identity_file": None, "tmp_dir": None,
+        "allow_system_target": False,  # a template or the maintenance database as the target
+        "database_properties": True,  # into a new database: its settings, grants and comment
+    }
+
+    def __init__(self, target_db, **options):
+        unknown = sorted(set(options) - set(self.DEFAULTS))
+        if unknown:
+            raise TypeError("unknown restore options: %s" % ", ".join(unknown))
         self.target_db = target_db
-        self.create = create
-        self.clean = clean
-        self.tables = list(tables or [])
-        self.jobs = jobs
-        self.globals = globals
-        self.no_owner = no_owner
-        self.identity_file = identity_file
-        self.tmp_dir = tmp_dir
-        self.allow_system_target = allow_system_target  # a template or the maintenance database as the target
-        self.database_properties = database_properties  # into a new database: its settings, grants and comment
+        for name, default in self.DEFAULTS.items():
+            setattr(self, name, options.get(name, default))
+        self.tables = list(self.tables or [])
 
 
 def _artifact(entry, kind):
@@ -260,7 +262,7 @@ def restore(config, entry, options, via="module"):
     the_plan = plan(config, entry, options)
     timings = {}
     session = _pg.Session(the_plan.connection, options.target_db)
-    operation = Operation(config, "restore", "backup %s into %s" % (entry.id, options.target_db), via, kind=RestoreError,
+    operation = Operation(config, "restore", "restore backup %s into %s" % (entry.id, options.target_db), via, kind=RestoreError,
                           profile=entry.manifest["profile"], database=entry.manifest["database"], backup_id=entry.id,
                           target=options.target_db)
     try:

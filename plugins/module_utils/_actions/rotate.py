@@ -59,23 +59,31 @@ ROLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,60}$")  # room for the _a/_b s
 class Request:
     """The validated options of one rotation."""
 
-    def __init__(self, config, role=None, strategy="alternate", max_age=DEFAULT_MAX_AGE, force=False, revoke=False,
-                 consumers=(), tests=(), grace=DEFAULT_GRACE, db=None, profiles=(), state_dir=None, lock_wait=LOCK_WAIT):
+    DEFAULTS = {"role": None, "strategy": "alternate", "max_age": DEFAULT_MAX_AGE, "force": False, "revoke": False,
+                "consumers": (), "tests": (), "grace": DEFAULT_GRACE, "db": None, "profiles": (), "state_dir": None,
+                "lock_wait": LOCK_WAIT}
+
+    def __init__(self, config, **options):
+        unknown = sorted(set(options) - set(self.DEFAULTS))
+        if unknown:
+            raise TypeError("unknown rotation options: %s" % ", ".join(unknown))
+        option = dict(self.DEFAULTS, **options)
+        role, strategy, consumers, tests, profiles = (option[k] for k in ("role", "strategy", "consumers", "tests", "profiles"))
         self.role = role or config["connection"].get("login_user")
         if not self.role or not ROLE_NAME.match(self.role):
             raise ConfigError("role: %r is not a role name lifeboat rotates (letters, digits, _; at most 61)" % (self.role,))
         if strategy not in STRATEGIES:
             raise ConfigError("strategy: must be one of %s, got %r" % (", ".join(STRATEGIES), strategy))
         self.strategy = strategy
-        self.max_age = _seconds("max_age", max_age)
-        self.grace = _seconds("grace", grace)
-        self.force, self.revoke = bool(force), bool(revoke)
+        self.max_age = _seconds("max_age", option["max_age"])
+        self.grace = _seconds("grace", option["grace"])
+        self.force, self.revoke = bool(option["force"]), bool(option["revoke"])
         self.consumers = [_consumers.normalize(c) for c in consumers or ()]
         self.tests = list(tests or ())
-        self.db = db or config["connection"].get("maintenance_db") or "postgres"
+        self.db = option["db"] or config["connection"].get("maintenance_db") or "postgres"
         self.profiles = [(name, get_profile(config, name)) for name in profiles or ()]
-        self.state_dir = state_dir or "%s/.rotation" % config["backup_root"].rstrip("/")
-        self.lock_wait = lock_wait
+        self.state_dir = option["state_dir"] or "%s/.rotation" % config["backup_root"].rstrip("/")
+        self.lock_wait = option["lock_wait"]
         if strategy == "alternate":
             self.logins = ["%s_a" % self.role, "%s_b" % self.role]
         else:
@@ -98,7 +106,7 @@ def rotate(config, via="module", check_mode=False, **options):
     req = Request(config, **options)
     started = time.time()
     try:
-        with Operation(config, "rotate", "the password of role %s" % req.role, via, check_mode, verb="rotate",
+        with Operation(config, "rotate", "rotate the password of role %s" % req.role, via, check_mode,
                        keep=(ConfigError, LockError), target=req.role) as op, _one_at_a_time(req, check_mode):
             result = _Rotation(config, req, check_mode).run()
             op.audit(detail=_detail(req, result))

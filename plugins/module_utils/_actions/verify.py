@@ -36,11 +36,11 @@ def verify(config, entry, level, identity_file=None, scratch=None, via="module")
     _check_usage(entry, level, identity_file)
     manifest = entry.manifest
     details = {}
-    operation = Operation(config, "verify", "backup %s" % entry.id, via, kind=VerifyError,
+    operation = Operation(config, "verify", "verify backup %s" % entry.id, via, kind=VerifyError,
                           message="Verification (%s) of backup %s failed" % (level, entry.id),
-                          failure_metrics={"increment": ["lifeboat_verify_failures_total"]},
                           profile=manifest["profile"], database=manifest["database"], backup_id=entry.id, level=level)
     with operation as op:
+        op.on_failure(increment=["lifeboat_verify_failures_total"])
         # verification.json records what ran, passed or not, before the audit line and the metrics.
         try:
             if level == "checksum":

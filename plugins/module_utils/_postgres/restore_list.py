@@ -143,6 +143,18 @@ def _decorates(rest, table):
     return any(tag.startswith(("INDEX %s " % form, "SEQUENCE %s " % form)) for part in parts for form in _forms(part))
 
 
+def _keeps(entry, tables, owned, attached, into_existing):
+    """Whether a subset restore keeps ``entry`` (foreign keys are decided by the caller)."""
+    desc = entry.desc
+    if not into_existing:
+        return desc != "TABLE DATA" or any(_is_data_of(entry, t) for t in tables)
+    if desc == "INDEX" and entry.rest in attached:
+        return False
+    if desc in _DECORATIONS:
+        return any(_decorates(entry.rest, t) for t in tables)
+    return desc is not None and desc != "FK CONSTRAINT" and any(_owns(entry, t, ids) for t, ids in owned)
+
+
 def choose(listing, manifest, tables=(), into_existing=False):
     """The lines to restore, and a short account of what was left out."""
     chosen, skipped = [], {}
@@ -151,24 +163,14 @@ def choose(listing, manifest, tables=(), into_existing=False):
     # index is there, so ATTACH PARTITION creates them, and creating them again would fail.
     attached = set(entry.rest for entry in parsed if entry.desc == "INDEX ATTACH")
     owned = [(table, _table_ids(table)) for table in tables]
+    drop_keys = bool(tables) or is_partial(manifest)
     keeps, left_out = [], []
     for entry in parsed:
-        desc = entry.desc
-        if desc == "FK CONSTRAINT" and (tables or is_partial(manifest)):
-            keep = False
+        if entry.desc == "FK CONSTRAINT" and drop_keys:
+            keeps.append(False)
             left_out.append(entry.dump_id)
-        elif tables and into_existing:
-            if desc == "INDEX" and entry.rest in attached:
-                keep = False
-            elif desc in _DECORATIONS:
-                keep = any(_decorates(entry.rest, t) for t in tables)
-            else:
-                keep = desc is not None and desc != "FK CONSTRAINT" and any(_owns(entry, t, ids) for t, ids in owned)
-        elif tables:
-            keep = desc != "TABLE DATA" or any(_is_data_of(entry, t) for t in tables)
         else:
-            keep = True
-        keeps.append(keep)
+            keeps.append(not tables or _keeps(entry, tables, owned, attached, into_existing))
     for entry, keep in zip(parsed, _without_dependents(parsed, keeps, left_out)):
         if keep:
             chosen.append(entry.line)
