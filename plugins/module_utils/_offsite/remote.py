@@ -115,10 +115,10 @@ def find(remote, loc, backup_id=None):
         if found.status == _catalog.DAMAGED:
             raise VerifyError(found.error)
         raise NotFoundError("backup %s of profile %s (host %s) is not in %s" % (backup_id, loc.profile, loc.host, remote.url(loc.base)))
-    found = _record.refuse_damaged_newest(_record.newest(scan(remote, loc)), loc.profile)
-    if found is None:
+    found = scan(remote, loc)
+    if not any(b.status == _catalog.COMPLETE for b in found):
         raise NotFoundError("profile %s of host %s has no complete backup in %s" % (loc.profile, loc.host, remote.url(loc.base)))
-    return found
+    return _record.refuse_damaged_newest(_record.newest(found), loc.profile)
 
 
 def listing(config, profile, host=None):

@@ -96,8 +96,7 @@ def resolve(backup_root=None, profile=None, backup_id=None, path=None):
             if entry.id == backup_id and entry.status == DAMAGED:
                 raise VerifyError("backup %s of profile %s is damaged: %s" % (backup_id, profile, entry.error))
         raise NotFoundError("backup %s of profile %s not found under %s" % (backup_id, profile, backup_root))
-    if not backups:
-        refuse_damaged_newest(newest(entries), profile)
+    if not backups:  # nothing older to fall back to: no complete backup is the whole story
         raise NotFoundError("profile %s has no complete backup under %s" % (profile, backup_root))
     return refuse_damaged_newest(newest(entries), profile)
 
