@@ -15,13 +15,13 @@ __metaclass__ = type
 
 import contextlib
 import os
-import tempfile
 
 from .._errors import OffsiteError, VerifyError
 from .._offsite import remote as _remote
 from .._offsite import s3 as _s3
 from .._store import catalog as _catalog
-from .._store.files import ProfileDir, ProfileLock, atomic_write, remove_tree, staged
+from .._stream import scratch as _scratch
+from .._store.files import ProfileDir, ProfileLock, atomic_write, staged
 from . import verify as _verify
 from .operation import Operation
 
@@ -96,13 +96,10 @@ def _download(remote, loc, backup, root, profile):
 
 @contextlib.contextmanager
 def pulled(config, profile, backup_id=None, host=None, tmp_dir=None, via="module"):
-    """A remote backup pulled into a private temporary directory for verify or restore; removed afterwards."""
-    root = tempfile.mkdtemp(prefix="lifeboat-offsite-", dir=tmp_dir)
-    try:
+    """A remote backup pulled into a private directory for verify or restore (swept if the engine is killed)."""
+    with _scratch.PrivateDir("offsite", tmp_dir) as root:
         result = pull(config, profile, backup_id, host, dest=root, via=via)
         yield _catalog.resolve(path=result["path"])
-    finally:
-        remove_tree(root)
 
 
 def remote_entry(config, profile, backup_id=None, host=None):
@@ -113,10 +110,10 @@ def remote_entry(config, profile, backup_id=None, host=None):
     return _remote.find(remote, loc, backup_id)
 
 
-def verify_remote(config, profile, backup_id, host, level, identity_file=None, scratch=None, tmp_dir=None, via="module"):
-    """Verify the offsite copy itself: pull it into a temporary directory (checking every object), then verify."""
-    root = tempfile.mkdtemp(prefix="lifeboat-offsite-", dir=tmp_dir)
-    try:
+def verify_remote(config, profile, backup_id, host, level, tmp_dir=None, via="module", **checks):
+    """Verify the offsite copy itself: pull it (checking every object), then verify it with ``checks``
+    (identity_file, scratch) as _actions/verify.py does."""
+    with _scratch.PrivateDir("offsite", tmp_dir) as root:
         try:
             fetched = pull(config, profile, backup_id, host, dest=root, via=via)
         except VerifyError as exc:  # the copy itself is damaged: that is this verification's verdict
@@ -124,9 +121,6 @@ def verify_remote(config, profile, backup_id, host, level, identity_file=None, s
                            message="Verification (%s) of the offsite copy of profile %s failed" % (level, profile),
                            profile=profile, backup_id=backup_id, level=level, detail="offsite"):
                 raise exc
-        entry = _catalog.resolve(path=fetched["path"])
-        result = _verify.verify(config, entry, level, identity_file=identity_file, scratch=scratch, via=via)
-    finally:
-        remove_tree(root)
+        result = _verify.verify(config, _catalog.resolve(path=fetched["path"]), level, via=via, **checks)
     result.update(path=fetched["source"], source="offsite")
     return result

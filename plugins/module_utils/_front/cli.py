@@ -275,42 +275,30 @@ def cmd_rotate_password(config, args):
     return result, text
 
 
-def parser():
-    top = argparse.ArgumentParser(prog="lifeboat", description="PostgreSQL backups that cannot fail silently.")
-    top.add_argument("--config", default=os.environ.get("LIFEBOAT_CONFIG", DEFAULT_CONFIG_PATH),
-                     help="configuration file (default %(default)s)")
-    top.add_argument("--json", action="store_true", help="print one JSON object per line")
-    top.add_argument("--query", metavar="JMESPATH", help="print only what this JMESPath expression selects from the JSON "
-                                                         "result (implies --json), e.g. 'shop.backups[?hold].id'")
-    sub = top.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+def _which_backup(p):
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
+    group.add_argument("--path", help="a backup directory")
+    p.add_argument("--id", help="backup id within the profile (default: newest)")
+    p.add_argument("--identity", help="age identity file to decrypt with")
+    p.add_argument("--remote", action="store_true", help="read the backup from the offsite bucket (downloaded and checked first)")
+    p.add_argument("--host", help="with --remote: host whose backups to read (default: this host)")
 
-    def command(name, func, help_text):
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(func=func)
-        return p
 
-    def which_backup(p):
-        group = p.add_mutually_exclusive_group(required=True)
-        group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
-        group.add_argument("--path", help="a backup directory")
-        p.add_argument("--id", help="backup id within the profile (default: newest)")
-        p.add_argument("--identity", help="age identity file to decrypt with")
-        p.add_argument("--remote", action="store_true", help="read the backup from the offsite bucket (downloaded and checked first)")
-        p.add_argument("--host", help="with --remote: host whose backups to read (default: this host)")
-
+def _backup_commands(command):
+    """backup, verify, restore, list, prune, run: the backups on this host."""
     p = command("backup", cmd_backup, "take a backup of one profile")
     p.add_argument("--profile", required=True)
     p.add_argument("--verify", choices=("none", "archive"), default="none", help="read the backup back after writing it")
     p.add_argument("--dry-run", action="store_true", help="show what would be dumped, write nothing")
 
     p = command("verify", cmd_verify, "verify a backup")
-    which_backup(p)
+    _which_backup(p)
     p.add_argument("--level", choices=_verify.LEVELS, default="archive")
     p.add_argument("--tmp-dir", help="where a backup read with --remote is downloaded to")
 
     p = command("restore", cmd_restore, "restore a backup")
-    which_backup(p)
+    _which_backup(p)
     p.add_argument("--target", required=True, help="target database")
     p.add_argument("--no-create", action="store_true", help="restore into an existing database")
     p.add_argument("--clean", action="store_true", help="replace objects in a non-empty existing database")
@@ -330,6 +318,9 @@ def parser():
     p.add_argument("--profile", required=True)
     p.add_argument("--dry-run", action="store_true", help="print each backup, kept or deleted, and the rule; delete nothing")
 
+
+def _offsite_commands(command):
+    """push, pull, remote-list, remote-prune: the copies in the bucket."""
     p = command("push", cmd_push, "copy a backup to the offsite bucket (artifacts first, manifest last)")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
@@ -357,6 +348,9 @@ def parser():
     p = command("run", cmd_run, "the scheduled run of a profile: backup, verify, follow-ups, prune, notifications")
     p.add_argument("--profile", required=True)
 
+
+def _operator_commands(command):
+    """rotate-password, hold, release: what an operator does beside the schedule."""
     p = command("rotate-password", cmd_rotate_password,
                 "rotate this host's database password (default: the backup user, in place, when older than --max-age)")
     p.add_argument("--role", help="role to rotate (default: connection.login_user)")
@@ -384,6 +378,26 @@ def parser():
     p.add_argument("--profile", required=True)
     p.add_argument("--id", required=True, help="backup id within the profile")
     p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+
+def parser():
+    top = argparse.ArgumentParser(prog="lifeboat", description="PostgreSQL backups that cannot fail silently.")
+    top.add_argument("--config", default=os.environ.get("LIFEBOAT_CONFIG", DEFAULT_CONFIG_PATH),
+                     help="configuration file (default %(default)s)")
+    top.add_argument("--json", action="store_true", help="print one JSON object per line")
+    top.add_argument("--query", metavar="JMESPATH", help="print only what this JMESPath expression selects from the JSON "
+                                                         "result (implies --json), e.g. 'shop.backups[?hold].id'")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    _backup_commands(command)
+    _offsite_commands(command)
+    _operator_commands(command)
 
     p = command("check-config", cmd_check_config, "validate the configuration file")
     p.add_argument("--connect", action="store_true",
