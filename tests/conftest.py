@@ -66,6 +66,8 @@ ENGINE_MODULES = {
     "errors": "_errors",
     "version": "_version",
     "operation": "_actions.operation",
+    "drill": "_actions.drill",
+    "drill_report": "_report.drill_report",
 }
 
 

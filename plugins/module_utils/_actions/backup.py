@@ -92,7 +92,7 @@ class _SnapshotEvidence(threading.Thread):
         try:
             leaves = self.selection.leaves
             parts = _tables.table_parts(self.handle, leaves)
-            self.tables = _tables.count_rows(self.handle, leaves)
+            self.tables = _tables.count_rows(self.handle, leaves, sample=True)
             for table, entry in zip(leaves, self.tables):
                 entry.update(parts[table.oid])
             self.freshness = _tables.newest_values(self.handle, self.targets)

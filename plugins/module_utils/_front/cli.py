@@ -20,6 +20,7 @@ import signal
 import sys
 
 from .._actions import backup as _dump
+from .._actions import drill as _drill
 from .._actions import prune as _prune
 from .._actions import pull as _offsite_pull
 from .._actions import push as _push
@@ -197,6 +198,43 @@ def cmd_run(config, args):
     return report, "\n".join(lines)
 
 
+def _drill_lines(result):
+    if result.get("check_mode"):
+        return ["would drill profile %s: backup %s of host %s (%s, %s) into %s, checks: %s" % (
+            result["profile"], result["backup_id"], result["source_host"], result["consistent_at"], result["location"],
+            result["scratch_database"], ", ".join(result["checks"]))]
+    lines = ["drill of profile %s passed: backup %s of host %s restored and checked in %.1fs (RTO), RPO %.0fs" % (
+        result["profile"], result["backup_id"], result["source_host"], result["rto_seconds"], result["rpo_seconds"])]
+    lines += ["  %-26s %s" % (c["name"], {True: "ok", False: "FAILED", None: "skipped"}[c["ok"]]) for c in result["checks"]]
+    lines += ["  report: %s" % result["report"].get("html")] if result.get("report") else []
+    lines += ["  kept for inspection: %s" % ", ".join(result["kept"])] if result.get("kept") else []
+    lines += ["  note: %s" % result["source_note"]] if result.get("source_note") else []
+    lines += ["warning: %s" % w for w in result.get("warnings") or []]
+    return lines
+
+
+def cmd_drill(config, args):
+    """One drill per profile; every profile runs, the first failure decides the exit code."""
+    names = sorted(n for n, p in config["profiles"].items() if p["drill"]) if args.all else args.profile
+    if not names:
+        raise ConfigError("name a profile (--profile P, repeatable) or --all")
+    options = _drill.Options(backup_id=args.id, pick=args.pick, source=args.source, source_host=args.host,
+                             identity_file=args.identity, jobs=args.jobs, keep=args.keep, report_dir=args.report_dir,
+                             tmp_dir=args.tmp_dir, check_mode=args.dry_run)
+    results, lines, errors = [], [], []
+    for name in names:
+        try:
+            results.append(_drill.drill(config, name, options, via="cli"))
+            lines += _drill_lines(results[-1])
+        except LifeboatError as exc:
+            errors.append(exc)
+    if errors:
+        for line in lines:
+            _out(line)
+        raise errors[0] if len(errors) == 1 else type(errors[0])("; ".join(str(e) for e in errors))
+    return {"drills": results}, "\n".join(lines)
+
+
 def cmd_check_config(config, args):
     names = sorted(config["profiles"])
     result = {"profiles": names, "backup_root": config["backup_root"]}
@@ -298,6 +336,22 @@ def parser():
 
     p = command("run", cmd_run, "the scheduled run of a profile: backup, verify, follow-ups, prune, notifications")
     p.add_argument("--profile", required=True)
+
+    p = command("drill", cmd_drill, "disaster-recovery drill: restore a backup into a scratch database, check it, measure RTO and RPO")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--profile", action="append", help="profile to drill (repeatable)")
+    group.add_argument("--all", action="store_true", help="every profile with a drill section")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--id", help="backup id to drill")
+    pick.add_argument("--pick", choices=_drill.PICKS, help="newest (default) or random within the retention window")
+    p.add_argument("--source", choices=_drill.SOURCES, help="offsite (default): the bucket; local: this host's backups (weaker)")
+    p.add_argument("--host", help="source host whose backups to drill (default: the profile's drill.source_host, else this host)")
+    p.add_argument("--identity", help="age identity file to decrypt with")
+    p.add_argument("--jobs", type=int, help="pg_restore jobs (default: the profile's drill.jobs)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch database and downloaded files for inspection")
+    p.add_argument("--report-dir", help="where reports go (default: report_dir)")
+    p.add_argument("--tmp-dir", help="where the backup is downloaded and decrypted")
+    p.add_argument("--dry-run", action="store_true", help="show which backup, where from and which checks; touch nothing")
 
     p = command("check-config", cmd_check_config, "validate the configuration file")
     p.add_argument("--connect", action="store_true", help="also connect to the server and check pg_dump is not older than it")

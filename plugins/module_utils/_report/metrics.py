@@ -5,7 +5,7 @@
 
 One file per profile (``lifeboat_<profile>.prom``), rewritten atomically so
 the collector never reads half a file. The previous file is the state: a
-counter is read back and incremented. Labels are profile and database only;
+counter is read back and incremented. Labels are profile and database (a drill: profile and source_host);
 no customer data, no secrets.
 """
 
@@ -37,6 +37,12 @@ REGISTRY = {
     "lifeboat_offsite_bytes": ("gauge", "Size of the artifacts of the last backup pushed offsite."),
     "lifeboat_offsite_failures_total": ("counter", "Failed pushes offsite and remote prunes."),
     "lifeboat_notify_failures_total": ("counter", "Webhook or dead-man's-switch deliveries that failed."),
+    # Written on the drill host, labelled profile and source_host, into lifeboat_drill_<profile>.prom.
+    "lifeboat_drill_last_run_timestamp_seconds": ("gauge", "Unix time of the last recovery drill."),
+    "lifeboat_drill_last_success_timestamp_seconds": ("gauge", "Unix time of the last recovery drill that passed its checks and objectives."),
+    "lifeboat_drill_rto_seconds": ("gauge", "Measured RTO of the last drill: drill start to checks passed."),
+    "lifeboat_drill_rpo_seconds": ("gauge", "Measured RPO of the last drill: drill start minus the restored backup's consistent point."),
+    "lifeboat_drill_objective_met": ("gauge", "1 if the last drill passed and met its RTO and RPO objectives, 0 if not."),
 }
 
 # Labels up to the last '}': an escaped label value may itself hold '}' (a database named 'a}b').
@@ -48,19 +54,19 @@ def _escape(value):
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def path_for(metrics_dir, profile):
-    return os.path.join(metrics_dir, "lifeboat_%s.prom" % profile)
+def path_for(metrics_dir, profile, stem="lifeboat"):
+    return os.path.join(metrics_dir, "%s_%s.prom" % (stem, profile))
 
 
-def read(metrics_dir, profile):
-    return _read(metrics_dir, profile)[0]
+def read(metrics_dir, profile, stem="lifeboat"):
+    return _read(metrics_dir, profile, stem)[0]
 
 
-def _read(metrics_dir, profile):
+def _read(metrics_dir, profile, stem="lifeboat"):
     """Values, and the families of lifeboat metrics the catalogue does not declare (another version wrote them)."""
     values, described, foreign = {}, {}, {}
     try:
-        with open(path_for(metrics_dir, profile), "r", encoding="utf-8") as handle:
+        with open(path_for(metrics_dir, profile, stem), "r", encoding="utf-8") as handle:
             for line in handle:
                 header = _HEADER.match(line.strip())
                 if header:
@@ -76,12 +82,13 @@ def _read(metrics_dir, profile):
     return values, foreign
 
 
-def update(metrics_dir, profile, database, values=None, increment=()):
+def update(metrics_dir, profile, database, values=None, increment=(), labels=None, stem="lifeboat"):
     """Set gauges in ``values``, add to counters in ``increment``, rewrite the file.
 
-    ``increment``: counter names (each + 1) or a mapping of counter name to amount.
+    ``increment``: counter names (each + 1) or a mapping of counter name to amount. ``labels`` (pairs) and
+    ``stem`` give a file of its own with other labels, such as a drill's (profile, source_host).
     """
-    current, foreign = _read(metrics_dir, profile)
+    current, foreign = _read(metrics_dir, profile, stem)
     unknown = sorted(set(values or {}).union(increment) - set(REGISTRY))
     if unknown:
         raise ValueError("metrics %s are not declared in the catalogue (_report/metrics.py REGISTRY)" % ", ".join(unknown))
@@ -90,15 +97,16 @@ def update(metrics_dir, profile, database, values=None, increment=()):
     for name, amount in amounts.items():
         current[name] = current.get(name, 0) + amount
     for name, family in REGISTRY.items():
-        if family[0] == "counter":
+        if family[0] == "counter" and labels is None:
             current.setdefault(name, 0)
-    labels = 'profile="%s",database="%s"' % (_escape(profile), _escape(database))
+    pairs = labels if labels is not None else (("profile", profile), ("database", database))
+    labels = ",".join('%s="%s"' % (key, _escape(value)) for key, value in pairs)
     lines = []
     for name in sorted(current):
         kind, help_text = REGISTRY.get(name) or foreign[name]
         lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s %s" % (name, kind), "%s{%s} %s" % (name, labels, _number(current[name]))]
     ensure_dir(metrics_dir, 0o755)
-    atomic_write(path_for(metrics_dir, profile), ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
+    atomic_write(path_for(metrics_dir, profile, stem), ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
     return current
 
 

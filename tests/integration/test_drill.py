@@ -1,0 +1,295 @@
+"""Disaster-recovery drills against real PostgreSQL, age and SeaweedFS.
+
+A "source host" (backup root, configuration and host name of its own) takes backups and pushes them; a "drill
+host" (another backup root, configuration and host name, nothing local) restores them from the bucket alone.
+"""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from seaweed import SECRET_KEY, SeaweedFS
+
+SOURCE = "source-db1"
+DRILL_HOST = "drill-host"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = SeaweedFS(str(tmp_path_factory.mktemp("seaweed"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3):
+    return s3.bucket()
+
+
+class Hosts:
+    """The two hosts of one test: their configurations (as dicts, for the CLI) and directories."""
+
+    def __init__(self, engine, pg, age_key, tmp_path, s3, bucket, db):
+        self.engine, self.pg, self.age_key, self.s3, self.bucket, self.db = engine, pg, age_key, s3, bucket, db
+        self.tmp = tmp_path
+        self.reports = str(tmp_path / "drill-host" / "reports")
+        self.work = str(tmp_path / "drill-host" / "work")
+        os.makedirs(self.work, mode=0o700)
+        self.source = {
+            "connection": pg.connection(), "backup_root": str(tmp_path / "source" / "backups"), "host": SOURCE,
+            "encryption": {"mode": "age", "recipients": [age_key[1]]}, "offsite": s3.target(bucket),
+            "profiles": {"shop": {"db": db, "freshness_columns": {"public.payments": "created_at"}}},
+        }
+
+    def drill_config(self, **drill):
+        """The drill host: its own root and name; the profile only to carry the drill settings."""
+        section = dict({"source_host": SOURCE, "rto_objective": "4h", "rpo_objective": "1h",
+                        "checks": [{"name": "recent payments", "sql": "select max(created_at) > now() - interval '2 days' from payments"}]},
+                       **drill)
+        return {
+            "connection": self.pg.connection(), "backup_root": str(self.tmp / "drill-host" / "backups"), "host": DRILL_HOST,
+            "offsite": self.s3.target(self.bucket), "report_dir": self.reports,
+            "profiles": {"shop": {"db": "shop", "drill": section}},
+        }
+
+    def back_up_and_push(self, count=1):
+        config = self.engine.config.validate_config(self.source)
+        ids = []
+        for _ in range(count):
+            result = self.engine.dump.backup(config, "shop", via="test")
+            self.engine.push.push(config, self.engine.catalog.resolve(path=result["path"]), via="test")
+            ids.append(result["id"])
+        return ids
+
+    def disaster(self):
+        """The source host is gone: its backups and its database."""
+        subprocess.run(["rm", "-rf", str(self.tmp / "source")], check=True)
+        self.pg.psql('DROP DATABASE "%s" WITH (FORCE)' % self.db)
+
+    def run(self, config, **options):
+        options.setdefault("identity_file", self.age_key[0])
+        options.setdefault("tmp_dir", self.work)
+        cfg = self.engine.config.validate_config(config)
+        return self.engine.drill.drill(cfg, "shop", self.engine.drill.Options(**options), via="test")
+
+    def scratch_databases(self):
+        return self.pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'lifeboat_drill_%'", db="postgres").split()
+
+    def metrics(self, config):
+        path = os.path.join(config.get("metrics_dir") or config["backup_root"] + "/.metrics", "lifeboat_drill_shop.prom")
+        with open(path) as handle:
+            return dict((line.rsplit(" ", 1)[0], float(line.split()[-1])) for line in handle if not line.startswith("#"))
+
+    def audit(self, config):
+        with open(os.path.join(config["backup_root"], ".log", "audit.jsonl")) as handle:
+            return [json.loads(line) for line in handle]
+
+    def reports_of(self, ext):
+        return sorted(glob.glob(os.path.join(self.reports, "shop", "*." + ext)))
+
+
+@pytest.fixture
+def hosts(engine, pg, age_key, tmp_path, s3, bucket, shop_db):
+    made = Hosts(engine, pg, age_key, tmp_path, s3, bucket, shop_db)
+    yield made
+    for name in made.scratch_databases():  # a failing test must not leave scratch databases to the next
+        pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+
+def _labels(name):
+    return '%s{profile="shop",source_host="%s"}' % (name, SOURCE)
+
+
+def test_drill_restores_from_the_bucket_alone_on_a_host_that_never_saw_the_backup(hosts, s3, bucket):
+    ids = hosts.back_up_and_push(count=2)
+    hosts.disaster()
+    config = hosts.drill_config(jobs=2)
+    assert not os.path.exists(config["backup_root"])
+
+    result = hosts.run(config)
+
+    assert result["ok"] is True and result["backup_id"] == ids[-1]  # the newest complete one
+    assert result["source_host"] == SOURCE and result["drill_host"] == DRILL_HOST
+    assert [n for n, s in result["stages"].items() if s["outcome"] != "ok"] == []
+    checks = dict((c["name"], c) for c in result["checks"])
+    assert sorted(checks) == ["amcheck", "content sample", "recent payments", "row counts and freshness"]
+    assert all(c["ok"] is True for c in checks.values()), checks
+    assert "4 tables" in checks["row counts and freshness"]["detail"]
+    assert "B-tree indexes checked" in checks["amcheck"]["detail"] and not checks["amcheck"]["detail"].startswith("0 ")
+    assert "in 4 tables" in checks["content sample"]["detail"]
+    assert 0 < result["rto_seconds"] < 3600 and result["rpo_seconds"] > 0
+    assert result["objectives"]["rto"]["met"] and result["objectives"]["rpo"]["met"]
+    assert result["objectives"]["rto"]["target"] == "4h" and result["objectives"]["rto"]["target_seconds"] == 14400
+
+    # Torn down: no scratch database, nothing downloaded or decrypted left; nothing written as a local backup.
+    assert hosts.scratch_databases() == []
+    assert os.listdir(hosts.work) == []
+    assert not os.path.exists(os.path.join(config["backup_root"], "shop"))
+
+    # The report, here and in the bucket.
+    report = result["report"]
+    for path in (report["json"], report["markdown"], report["html"]):
+        assert os.stat(path).st_mode & 0o077 == 0, path
+    document = json.load(open(report["json"]))
+    assert document["backup"]["id"] == ids[-1] and document["backup"]["host"] == SOURCE
+    assert [i["done"] for i in document["checklist"]] == [True] * 6
+    page = open(report["html"]).read()
+    assert "<svg" in page and "<script" not in page and "<link" not in page and "@import" not in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "| RTO |" in open(report["markdown"]).read()
+    keys = s3.keys(bucket, "lifeboat/drills/")
+    assert sorted(k.rsplit("/", 1)[-1] for k in keys) == sorted(os.path.basename(p) for p in report.values() if isinstance(p, str))
+    assert SECRET_KEY not in open(report["json"]).read()
+
+    # Audit line and metrics of the drill host.
+    line = [a for a in hosts.audit(config) if a["action"] == "drill"][-1]
+    assert line["result"] == "ok" and line["backup_id"] == ids[-1] and line["profile"] == "shop"
+    metrics = hosts.metrics(config)
+    assert metrics[_labels("lifeboat_drill_objective_met")] == 1
+    assert metrics[_labels("lifeboat_drill_rto_seconds")] == result["rto_seconds"]
+    assert metrics[_labels("lifeboat_drill_rpo_seconds")] == result["rpo_seconds"]
+    assert metrics[_labels("lifeboat_drill_last_success_timestamp_seconds")] >= metrics[_labels("lifeboat_drill_last_run_timestamp_seconds")]
+
+    # A second drill (a given id this time) adds to the trend.
+    again = hosts.run(config, backup_id=ids[0])
+    assert again["ok"] and again["backup_id"] == ids[0]
+    assert len(hosts.reports_of("json")) == 2
+    assert open(again["report"]["html"]).read().count("<circle") == 4  # two drills, two charts
+
+
+def test_missed_objective_fails_with_its_own_exit_code_naming_objective_target_and_measurement(hosts, cli):
+    hosts.back_up_and_push()
+    config = hosts.drill_config(rto_objective="1s")
+    failed = cli(config, "drill", "--profile", "shop", "--identity", hosts.age_key[0], "--report-dir", hosts.reports, check=11)
+    assert "RTO objective missed: target 1s (1s), measured" in failed.stderr, failed.stderr
+    assert hosts.scratch_databases() == []
+    document = json.load(open(hosts.reports_of("json")[-1]))
+    assert document["ok"] is True and document["objectives"]["rto"]["met"] is False
+    metrics = hosts.metrics(config)
+    assert metrics[_labels("lifeboat_drill_objective_met")] == 0
+    assert _labels("lifeboat_drill_last_success_timestamp_seconds") not in metrics
+
+
+def test_corrupted_object_fails_the_fetch_naming_the_object(hosts, s3, bucket):
+    backup_id = hosts.back_up_and_push()[0]
+    client = s3.client()
+    key = next(k for k in s3.keys(bucket) if k.endswith(".dump.zst.age"))
+    body = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0x01
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+    config = hosts.drill_config()
+    with pytest.raises(hosts.engine.errors.VerifyError) as failed:
+        hosts.run(config)
+    message = str(failed.value)
+    assert "fetch of backup %s failed" % backup_id in message and "s3://%s/%s" % (bucket, key) in message, message
+    assert "corrupted" in message
+    assert hosts.scratch_databases() == [] and os.listdir(hosts.work) == []
+    document = json.load(open(hosts.reports_of("json")[-1]))
+    assert document["ok"] is False and document["stages"]["fetch"]["outcome"].startswith("failed")
+    assert document["stages"]["restore"]["outcome"] == "not run"
+    assert hosts.metrics(config)[_labels("lifeboat_drill_objective_met")] == 0
+
+
+def test_failing_sql_check_fails_the_drill_naming_the_check(hosts):
+    hosts.back_up_and_push()
+    config = hosts.drill_config(checks=[
+        {"name": "recent payments", "sql": "select max(created_at) > now() - interval '2 days' from payments"},
+        {"name": "payments from the future", "sql": "select count(*) > 0 from payments where created_at > now() + interval '1 year'"},
+    ])
+    with pytest.raises(hosts.engine.errors.VerifyError) as failed:
+        hosts.run(config)
+    assert "payments from the future: returned false" in str(failed.value), str(failed.value)
+    assert "recent payments" not in str(failed.value)
+    assert hosts.scratch_databases() == []
+    document = json.load(open(hosts.reports_of("json")[-1]))
+    checks = dict((c["name"], c["ok"]) for c in document["checks"])
+    assert checks == {"row counts and freshness": True, "amcheck": True, "content sample": True,
+                      "recent payments": True, "payments from the future": False}
+
+
+def test_damaged_index_is_caught_by_amcheck(hosts, pg, monkeypatch):
+    """Bytes of a B-tree leaf page overwritten on disk while the cluster is stopped, between restore and checks."""
+    hosts.back_up_and_push()
+    drill = hosts.engine.drill
+    original = drill.run_checks
+
+    def corrupt_then_check(connection, database, manifest, checks):
+        path = pg.psql("SELECT pg_relation_filepath('payments_created_at')", db=database).strip()
+        pg.psql("CHECKPOINT", db=database)
+        pg.stop()
+        with open(os.path.join(pg.info["data"], path), "r+b") as handle:
+            handle.seek(8192 + 8192 - 16 - 2048)  # the tuples at the end of leaf page 1, before the special space
+            handle.write(b"\x7f" * 2048)
+        pg.start()
+        return original(connection, database, manifest, checks)
+
+    monkeypatch.setattr(drill, "run_checks", corrupt_then_check)
+    with pytest.raises(hosts.engine.errors.VerifyError) as failed:
+        hosts.run(hosts.drill_config())
+    message = str(failed.value)
+    assert "amcheck: index public.payments_created_at:" in message, message
+    assert hosts.scratch_databases() == []
+
+
+def test_sigterm_mid_restore_leaves_no_scratch_database(hosts, tmp_path):
+    hosts.back_up_and_push()
+    config_path = tmp_path / "drill.yml"
+    config_path.write_text(json.dumps(hosts.drill_config()))
+    config_path.chmod(0o600)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # Pause inside the restore, once the scratch database exists: the point SIGTERM has to hit.
+    marker = tmp_path / "restoring"
+    script = (
+        "import sys, time, pathlib; sys.argv = ['lifeboat'] + sys.argv[1:]\n"
+        "sys.path.insert(0, %r); from tests.conftest import load_engine; engine = load_engine()\n"
+        "restore = engine._actions.restore\n"
+        "original = restore.restore_archive\n"
+        "def paused(*a, **k):\n"
+        "    pathlib.Path(%r).write_text('x'); time.sleep(120); return original(*a, **k)\n"
+        "restore.restore_archive = paused\n"
+        "from lifeboat_engine._front import cli\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n" % (repo, str(marker))
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, "--config", str(config_path), "drill", "--profile", "shop",
+                             "--identity", hosts.age_key[0], "--tmp-dir", hosts.work],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "the drill never reached the restore"
+        time.sleep(0.2)
+    assert len(hosts.scratch_databases()) == 1
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert hosts.scratch_databases() == []
+    assert os.listdir(hosts.work) == []
+    document = json.load(open(hosts.reports_of("json")[-1]))
+    assert document["stages"]["restore"]["outcome"] == "interrupted" and document["stages"]["teardown"]["outcome"] == "ok"
+
+
+def test_keep_leaves_the_scratch_database_and_says_where(hosts):
+    hosts.back_up_and_push()
+    result = hosts.run(hosts.drill_config(), keep=True)
+    assert result["ok"] and result["stages"]["teardown"]["outcome"] == "kept"
+    assert hosts.scratch_databases() == [result["scratch_database"]]
+    assert result["scratch_database"] in result["kept"]
+    assert any(os.path.isdir(path) for path in result["kept"])
+    hosts.pg.psql('DROP DATABASE "%s"' % result["scratch_database"])
+
+
+def test_check_mode_returns_the_plan_and_touches_nothing(hosts):
+    ids = hosts.back_up_and_push()
+    config = hosts.drill_config()
+    planned = hosts.run(config, check_mode=True)
+    assert planned["backup_id"] == ids[0] and planned["changed"] is False
+    assert planned["checks"] == ["row counts and freshness", "amcheck", "content sample", "recent payments"]
+    assert planned["scratch_database"].startswith("lifeboat_drill_shop_")
+    assert hosts.scratch_databases() == [] and not os.path.exists(hosts.reports)
+    assert not os.path.exists(config["backup_root"])
+
