@@ -295,3 +295,33 @@ def test_check_mode_returns_the_plan_and_touches_nothing(hosts):
     assert hosts.scratch_databases() == [] and not os.path.exists(hosts.reports)
     assert not os.path.exists(config["backup_root"])
 
+
+
+def test_module_check_mode_then_real_run_through_ansible(hosts, module, s3, bucket):
+    backup_id = hosts.back_up_and_push()[0]
+    hosts.disaster()
+    root = str(hosts.tmp / "drill-host" / "backups")
+    args = dict(hosts.pg.connection(), profile="shop", backup_root=root, report_dir=hosts.reports, tmp_dir=hosts.work,
+                identity_file=hosts.age_key[0], jobs=2, rto_objective="4h", rpo_objective="1h",
+                checks=[{"name": "recent payments", "sql": "select max(created_at) > now() - interval '2 days' from payments"}],
+                offsite=dict(s3.target(bucket), host=SOURCE))
+
+    planned = module("drill", args, check=True)
+    assert not planned.failed and not planned.changed, planned.result
+    assert planned["drill"]["backup_id"] == backup_id and planned["drill"]["source_host"] == SOURCE
+    assert planned["drill"]["checks"][-1] == "recent payments"
+    assert hosts.scratch_databases() == [] and not os.path.exists(hosts.reports) and not os.path.exists(root)
+    assert s3.keys(bucket, "lifeboat/drills/") == []
+
+    ran = module("drill", args)
+    assert not ran.failed and ran.changed, ran.result
+    assert ran["drill"]["ok"] and ran["drill"]["backup_id"] == backup_id and ran["drill"]["objectives"]["rpo"]["met"]
+    assert all(c["ok"] for c in ran["drill"]["checks"])
+    assert os.path.exists(ran["drill"]["report"]["html"]) and hosts.scratch_databases() == []
+    assert len(s3.keys(bucket, "lifeboat/drills/")) == 3
+    assert hosts.pg.password not in ran.proc.stdout and SECRET_KEY not in ran.proc.stdout
+
+    missed = module("drill", dict(args, rpo_objective="1s"))
+    assert missed.failed and missed["error_kind"] == "objective", missed.result
+    assert "RPO objective missed: target 1s" in missed["msg"] and missed["drill"]["objectives"]["rpo"]["met"] is False
+    assert hosts.scratch_databases() == []

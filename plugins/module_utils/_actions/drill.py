@@ -197,6 +197,7 @@ class _Run:
         self.scratch_owned = False
         self.rto = self.checks_passed_at = None
         self.warnings = []
+        self.failed_result = None
 
     def _stage(self, name, action):
         began = time.time()
@@ -211,7 +212,14 @@ class _Run:
     def execute(self):
         operation = Operation(self.config, "drill", "profile %s" % self.profile, self.via, profile=self.profile,
                               target=self.scratch)
-        error = None
+        try:
+            return self._execute(operation)
+        except LifeboatError as exc:
+            exc.drill = self.failed_result  # what the report says, for a module's failed result
+            raise
+
+    def _execute(self, operation):
+        error = document = None
         with operation as op:
             try:
                 self.chosen = self._stage("select", lambda: select(self.config, self.profile, self.drill, self.options, self.started))
@@ -228,6 +236,7 @@ class _Run:
             finally:
                 self._teardown()
                 document = self._record(error, op)
+                self.failed_result = self._result(document)
             op.audit(detail="rto %.1fs, rpo %.1fs" % (self.rto, document["rpo_seconds"]))
             if _missed(document):
                 raise ObjectiveError(_missed(document))
@@ -391,7 +400,9 @@ class _Run:
         keys = ("ok", "profile", "source", "source_note", "source_host", "drill_host", "scratch_database", "rto_seconds",
                 "rpo_seconds", "freshness_lag_seconds", "objectives", "stages", "checks", "report", "kept")
         result = dict((k, document.get(k)) for k in keys)
-        result.update(backup_id=self.chosen.id, consistent_at=self.chosen.manifest["consistent_at"], backup=document["backup"])
+        result["objectives_met"] = all(o["met"] for o in document["objectives"].values())
+        result.update(backup_id=self.chosen.id if self.chosen else None, backup=document["backup"],
+                      consistent_at=self.chosen.manifest["consistent_at"] if self.chosen else None)
         return result
 
 
