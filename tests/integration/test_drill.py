@@ -7,6 +7,7 @@ host" (another backup root, configuration and host name, nothing local) restores
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -296,7 +297,6 @@ def test_check_mode_returns_the_plan_and_touches_nothing(hosts):
     assert not os.path.exists(config["backup_root"])
 
 
-
 def test_module_check_mode_then_real_run_through_ansible(hosts, module, s3, bucket):
     backup_id = hosts.back_up_and_push()[0]
     hosts.disaster()
@@ -325,3 +325,55 @@ def test_module_check_mode_then_real_run_through_ansible(hosts, module, s3, buck
     assert missed.failed and missed["error_kind"] == "objective", missed.result
     assert "RPO objective missed: target 1s" in missed["msg"] and missed["drill"]["objectives"]["rpo"]["met"] is False
     assert hosts.scratch_databases() == []
+
+
+def _runner(tmp_path, extravars, ident):
+    """The private data directory AWX hands to ansible-runner: env/, inventory/, project/."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    venv_bin = os.path.join(repo, ".venv", "bin")
+    private = tmp_path / ("runner-" + ident)
+    (private / "env").mkdir(parents=True)
+    fd = os.open(str(private / "env" / "extravars"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(extravars, handle)
+    (private / "env" / "envvars").write_text(json.dumps({
+        "ANSIBLE_COLLECTIONS_PATH": os.path.join(repo, ".build", "collections"), "ANSIBLE_LOCALHOST_WARNING": "0"}))
+    shutil.copytree(os.path.join(repo, "inventories", "local"), private / "inventory")
+    shutil.copytree(os.path.join(repo, "playbooks"), private / "project" / "playbooks")
+    env = dict(os.environ, PATH=venv_bin + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run([os.path.join(venv_bin, "ansible-runner"), "run", str(private), "-p", "playbooks/dr_drill.yml",
+                           "--ident", ident], capture_output=True, text=True, timeout=900, env=env, check=False)
+    artifacts = private / "artifacts" / ident
+    stdout = (artifacts / "stdout").read_text() if (artifacts / "stdout").exists() else proc.stdout + proc.stderr
+    return (artifacts / "status").read_text(), stdout
+
+
+def test_dr_drill_playbook_through_ansible_runner_as_awx_runs_it(hosts, tmp_path, s3, bucket):
+    backup_id = hosts.back_up_and_push()[0]
+    hosts.disaster()
+    config = hosts.drill_config()
+    extravars = {
+        "dr_drill_hosts": "lifeboat_hosts", "dr_drill_identity_file": hosts.age_key[0], "dr_drill_report_dir": hosts.reports,
+        "dr_drill_tmp_dir": hosts.work,
+        "agent_connection": hosts.pg.connection(), "agent_offsite": dict(s3.target(bucket), enabled=True),
+        "agent_backup_root": config["backup_root"], "agent_log_dir": str(tmp_path / "log"),
+        "agent_metrics_dir": str(tmp_path / "metrics"), "agent_profiles": config["profiles"],
+    }
+    status, stdout = _runner(tmp_path, extravars, "drill")
+    assert status == "successful", stdout
+    assert "shop: backup %s of host %s restored and checked" % (backup_id, SOURCE) in stdout
+    assert hosts.pg.password not in stdout and SECRET_KEY not in stdout
+    assert hosts.scratch_databases() == [] and len(hosts.reports_of("html")) == 1
+    assert os.path.exists(os.path.join(str(tmp_path / "metrics"), "lifeboat_drill_shop.prom"))
+
+    # A failing check fails the job, naming the profile and the check.
+    extravars["agent_profiles"]["shop"]["drill"]["checks"] = [{"name": "no refunds", "sql": "select count(*) = 0 from payments where status = 'refunded'"}]
+    status, stdout = _runner(tmp_path, extravars, "failing")
+    assert status == "failed" and "no refunds: returned false" in stdout, stdout
+    assert hosts.scratch_databases() == []
+
+    # Without dr_drill_hosts nothing runs: a drill creates databases, there is no default target.
+    del extravars["dr_drill_hosts"]
+    status, stdout = _runner(tmp_path, extravars, "untargeted")
+    assert status == "failed" and "dr_drill_hosts" in stdout, stdout
+    assert len(hosts.reports_of("json")) == 2

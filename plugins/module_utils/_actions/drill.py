@@ -548,4 +548,3 @@ def _shape(rows):
     if len(rows) != 1:
         return "%d rows" % len(rows)
     return "%d columns" % len(rows[0]) if len(rows[0]) != 1 else "a %s" % type(rows[0][0]).__name__
-
