@@ -377,3 +377,37 @@ def test_dr_drill_playbook_through_ansible_runner_as_awx_runs_it(hosts, tmp_path
     status, stdout = _runner(tmp_path, extravars, "untargeted")
     assert status == "failed" and "dr_drill_hosts" in stdout, stdout
     assert len(hosts.reports_of("json")) == 2
+
+
+def test_content_sample_catches_a_changed_row_that_counts_do_not(hosts, pg, monkeypatch):
+    """One sampled row changed after the restore (same row count): only the content sample can tell."""
+    hosts.back_up_and_push()
+    drill = hosts.engine.drill
+    original = drill.run_checks
+
+    def change_then_check(connection, database, manifest, checks):
+        pg.psql("UPDATE payments SET amount = amount + 1 WHERE id = (SELECT id FROM payments "
+                "WHERE left(md5(ROW(id)::text), 1) = '0' ORDER BY id LIMIT 1)", db=database)
+        return original(connection, database, manifest, checks)
+
+    monkeypatch.setattr(drill, "run_checks", change_then_check)
+    with pytest.raises(hosts.engine.errors.VerifyError) as failed:
+        hosts.run(hosts.drill_config())
+    message = str(failed.value)
+    assert "content sample: table public.payments:" in message, message
+    assert "row counts" not in message and "amcheck" not in message
+
+
+def test_local_source_on_the_source_host_says_it_is_weaker_and_random_pick_stays_in_the_window(hosts):
+    ids = hosts.back_up_and_push(count=2)
+    source = dict(hosts.source, report_dir=hosts.reports)
+    source["profiles"] = {"shop": dict(hosts.source["profiles"]["shop"], retention={"keep_within": "7d"},
+                                       drill={"source": "local", "rpo_objective": "1h"})}
+    planned = hosts.run(source, pick="random", check_mode=True)
+    assert planned["backup_id"] in ids and planned["source"] == "local"
+    result = hosts.run(source)
+    assert result["ok"] and result["backup_id"] == ids[-1] and "weaker" not in (result["source_note"] or "x")
+    assert "proves less than an offsite drill" in result["source_note"]
+    assert "proves less" in open(result["report"]["markdown"]).read()
+    assert "bucket" not in result["report"]
+    assert hosts.scratch_databases() == []
