@@ -411,3 +411,31 @@ def test_local_source_on_the_source_host_says_it_is_weaker_and_random_pick_stays
     assert "proves less" in open(result["report"]["markdown"]).read()
     assert "bucket" not in result["report"]
     assert hosts.scratch_databases() == []
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    from test_notify import Receiver  # the real HTTP receiver of the notification tests
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def test_failed_drill_sends_the_webhook_and_leaves_the_dead_mans_switch_alone(hosts, receiver):
+    hosts.back_up_and_push()
+    config = hosts.drill_config(checks=[{"name": "no refunds", "sql": "select count(*) = 0 from payments where status = 'refunded'"}])
+    config["notify"] = {"webhook_url": receiver.url("ok", "hook"), "deadman_url": receiver.url("ok", "deadman")}
+    with pytest.raises(hosts.engine.errors.VerifyError):
+        hosts.run(config)
+    assert receiver.paths() == ["/ok/hook"]  # the deadman URL watches the profile's backups, not drills
+    body = json.loads(receiver.requests[0]["body"])
+    assert body["status"] == "failure" and body["profile"] == "shop" and body["step"] == "drill checks"
+    assert "no refunds: returned false" in body["error"] and hosts.pg.password not in receiver.requests[0]["body"]
+
+    passing = hosts.drill_config()
+    passing["notify"] = {"webhook_url": receiver.url("ok", "hook"), "on_success": True}
+    assert hosts.run(passing)["ok"]
+    assert json.loads(receiver.requests[-1]["body"])["status"] == "success" and len(receiver.requests) == 2
