@@ -18,7 +18,7 @@ description:
     and checks it.
   - "Checks: exact row counts and newest freshness values against the manifest; C(amcheck)'s
     C(bt_index_check(index, heapallindexed => true)) on every B-tree index; the content sample recorded at dump time
-    (an md5 over the rows whose primary-key hash falls in a fixed bucket, read in the dump's snapshot); and each of
+    (a digest of the rows whose primary-key hash falls in a fixed bucket, read in the dump's snapshot); and each of
     O(checks), an SQL query returning one boolean."
   - RTO is the wall time from drill start to checks passed; RPO is drill start minus the backup's consistent point.
     A missed O(rto_objective) or O(rpo_objective) fails the task, naming the objective, its target and the

@@ -387,7 +387,7 @@ def test_content_sample_catches_a_changed_row_that_counts_do_not(hosts, pg, monk
 
     def change_then_check(connection, database, manifest, checks):
         pg.psql("UPDATE payments SET amount = amount + 1 WHERE id = (SELECT id FROM payments "
-                "WHERE left(md5(ROW(id)::text), 1) = '0' ORDER BY id LIMIT 1)", db=database)
+                "WHERE (hashtext(ROW(id)::text) & 15) = 0 ORDER BY id LIMIT 1)", db=database)
         return original(connection, database, manifest, checks)
 
     monkeypatch.setattr(drill, "run_checks", change_then_check)

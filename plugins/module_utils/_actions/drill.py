@@ -514,9 +514,12 @@ def _sample(session, manifest):
             table = _tables.Table(None, expected["schema"], expected["name"], "r")
             found = _tables.content_sample(handle, table, expected["sample"]["key"])
             rows += found["rows"]
-            if (found["rows"], found["md5"]) != (expected["sample"]["rows"], expected["sample"]["md5"]):
-                differ.append("table %s: %d sampled rows with md5 %s, the manifest records %d with md5 %s" % (
-                    _manifest.table_key(expected), found["rows"], found["md5"], expected["sample"]["rows"], expected["sample"]["md5"]))
+            if expected["sample"].get("method") != _tables.SAMPLE_METHOD:
+                differ.append("table %s: the sample was taken as %r, this lifeboat samples as %r" % (
+                    _manifest.table_key(expected), expected["sample"].get("method"), _tables.SAMPLE_METHOD))
+            elif (found["rows"], found["digest"]) != (expected["sample"]["rows"], expected["sample"]["digest"]):
+                differ.append("table %s: %d sampled rows with digest %s, the manifest records %d with digest %s" % (
+                    _manifest.table_key(expected), found["rows"], found["digest"], expected["sample"]["rows"], expected["sample"]["digest"]))
     finally:
         handle.rollback()
         handle.close()
