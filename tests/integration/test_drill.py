@@ -439,3 +439,13 @@ def test_failed_drill_sends_the_webhook_and_leaves_the_dead_mans_switch_alone(ho
     passing["notify"] = {"webhook_url": receiver.url("ok", "hook"), "on_success": True}
     assert hosts.run(passing)["ok"]
     assert json.loads(receiver.requests[-1]["body"])["status"] == "success" and len(receiver.requests) == 2
+
+
+def test_without_a_content_sample_the_drill_says_skipped_and_does_not_tick_sampling(hosts):
+    hosts.source["profiles"]["shop"]["content_sample"] = False
+    hosts.back_up_and_push()
+    result = hosts.run(hosts.drill_config())
+    sample = [c for c in result["checks"] if c["name"] == "content sample"][0]
+    assert result["ok"] and sample["ok"] is None and sample["detail"].startswith("skipped"), sample
+    checklist = json.load(open(result["report"]["json"]))["checklist"]
+    assert [i["done"] for i in checklist if i["item"].startswith("Verify data integrity")] == [False]
