@@ -75,6 +75,8 @@ ENGINE_MODULES = {
     "consumers": "_store.consumers",
     "gate": "_store.gate",
     "rotation_state": "_store.rotation_state",
+    "drill": "_actions.drill",
+    "drill_report": "_report.drill_report",
 }
 
 

@@ -81,3 +81,10 @@ class NotFoundError(LifeboatError):
 
     exit_code = 10
     kind = "not_found"
+
+
+class ObjectiveError(LifeboatError):
+    """A recovery drill restored and checked the backup but missed its RTO or RPO objective."""
+
+    exit_code = 11
+    kind = "objective"

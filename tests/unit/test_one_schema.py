@@ -197,4 +197,4 @@ def test_action_group_holds_the_modules_that_take_the_connection_options(monkeyp
     helpers = Engine().module
     shared = set(helpers.connection_argument_spec()) | set(helpers.storage_argument_spec())
     connecting = [name for name in MODULES if shared <= set(argument_spec(name, monkeypatch))]
-    assert sorted(group) == connecting == ["dump", "restore", "rotate_password", "verify"]
+    assert sorted(group) == connecting == ["drill", "dump", "restore", "rotate_password", "verify"]

@@ -77,6 +77,7 @@ class _SnapshotEvidence(threading.Thread):
     def __init__(self, session, snap, lock_wait_timeout):
         super(_SnapshotEvidence, self).__init__(name="lifeboat-counts")
         self.selection, self.targets, self.timeout = snap.selection, snap.targets, lock_wait_timeout
+        self.sample = snap.sample  # the drill's content sample, in the same pass as the counts
         self.tables = self.freshness = self.error = None
         self.handle = session.connect(autocommit=False)
         try:
@@ -92,7 +93,7 @@ class _SnapshotEvidence(threading.Thread):
         try:
             leaves = self.selection.leaves
             parts = _tables.table_parts(self.handle, leaves)
-            self.tables = _tables.count_rows(self.handle, leaves)
+            self.tables = _tables.count_rows(self.handle, leaves, sample=self.sample)
             for table, entry in zip(leaves, self.tables):
                 entry.update(parts[table.oid])
             self.freshness = _tables.newest_values(self.handle, self.targets)
@@ -220,6 +221,7 @@ class _Snapshot:
             )[0]
             self.selection = _tables.select(self.handle, profile)
             self.targets = _tables.freshness_targets(self.handle, profile, self.selection)
+            self.sample = profile.get("content_sample", True)
         except BaseException:
             self.handle.close()
             raise

@@ -199,6 +199,32 @@ OFFSITE_FIELDS = {
 }
 
 
+def _drill_checks(checks):
+    names = set()
+    for check in checks:
+        if not isinstance(check, dict) or sorted(check) != ["name", "sql"]:
+            return "each check is a mapping with exactly name and sql, got %r" % (check,)
+        if not all(isinstance(check[k], str) and check[k].strip() for k in ("name", "sql")):
+            return "check name and sql must be non-empty strings, got %r" % (check,)
+        if check["name"] in names:
+            return "check name %r is used twice" % check["name"]
+        names.add(check["name"])
+    return None
+
+
+# A disaster-recovery drill of one profile (_actions/drill.py): objectives, the profile's own checks, the cadence.
+DRILL_FIELDS = {
+    "rto_objective": Field("str", check=_duration, doc="longest acceptable time from drill start to checks passed"),
+    "rpo_objective": Field("str", check=_duration, doc="largest acceptable age of the restored backup at drill start"),
+    "checks": Field("list", [], check=_drill_checks, doc="[{name, sql}]: each SQL returns one boolean, true passes"),
+    "schedule": Field("str", "0 4 1 */3 *", doc="cron expression for the agent role's drill entry (quarterly)"),
+    "source": Field("str", "offsite", choices=("offsite", "local"), doc="where the drill reads the backup"),
+    "source_host": Field("str", doc="host whose backups are drilled; default this host"),
+    "pick": Field("str", "newest", choices=("newest", "random"), doc="newest, or random within the retention window"),
+    "jobs": Field("int", 1, check=_int_range(1, 64), doc="pg_restore jobs"),
+}
+
+
 def _without_defaults(fields):
     """Per-profile overrides: unset keys stay None so the top-level value shows through."""
     return dict((name, Field(f.kind, None, False, f.check, f.fields and _without_defaults(f.fields), f.choices, f.doc))
@@ -225,6 +251,9 @@ PROFILE_FIELDS = {
     "schedule": Field("str", doc="cron expression or @hourly/@daily (used by the agent role)"),
     "offsite": Field("section", fields=_without_defaults(OFFSITE_FIELDS), doc="overrides of the top-level offsite settings"),
     "notify": Field("section", fields=_without_defaults(NOTIFY_FIELDS), doc="overrides of the top-level notifications"),
+    "drill": Field("section", fields=DRILL_FIELDS, doc="disaster-recovery drill of this profile"),
+    # Costs a second look at each row beside pg_dump (about 9x the bare count); drills compare it after restore.
+    "content_sample": Field("bool", True, doc="record the content sample drills compare (one row in 16 by key hash)"),
 }
 
 TOP_FIELDS = {
@@ -238,6 +267,7 @@ TOP_FIELDS = {
     "offsite": Field("section", fields=OFFSITE_FIELDS),
     "notify": Field("section", fields=NOTIFY_FIELDS),
     "scratch": Field("section", fields=CONNECTION_FIELDS, doc="server for restore-level verification; default: connection"),
+    "report_dir": Field("str", "/var/lib/lifeboat/drills", doc="where drill reports are written"),
 }
 
 _TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict}

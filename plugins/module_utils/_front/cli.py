@@ -23,6 +23,7 @@ from .._actions import backup as _dump
 from .._actions import check_config as _check_config
 from .._actions import hold as _hold
 from .._actions import locate as _locate
+from .._actions import drill as _drill
 from .._actions import prune as _prune
 from .._actions import pull as _offsite_pull
 from .._actions import push as _push
@@ -229,6 +230,43 @@ def cmd_run(config, args):
     return report, "\n".join(lines)
 
 
+def _drill_lines(result):
+    if result.get("check_mode"):
+        return ["would drill profile %s: backup %s of host %s (%s, %s) into %s, checks: %s" % (
+            result["profile"], result["backup_id"], result["source_host"], result["consistent_at"], result["location"],
+            result["scratch_database"], ", ".join(result["checks"]))]
+    lines = ["drill of profile %s passed: backup %s of host %s restored and checked in %.1fs (RTO), RPO %.0fs" % (
+        result["profile"], result["backup_id"], result["source_host"], result["rto_seconds"], result["rpo_seconds"])]
+    lines += ["  %-26s %s" % (c["name"], {True: "ok", False: "FAILED", None: "skipped"}[c["ok"]]) for c in result["checks"]]
+    lines += ["  report: %s" % result["report"].get("html")] if result.get("report") else []
+    lines += ["  kept for inspection: %s" % ", ".join(result["kept"])] if result.get("kept") else []
+    lines += ["  note: %s" % result["source_note"]] if result.get("source_note") else []
+    lines += ["warning: %s" % w for w in result.get("warnings") or []]
+    return lines
+
+
+def cmd_drill(config, args):
+    """One drill per profile; every profile runs, the first failure decides the exit code."""
+    names = sorted(n for n, p in config["profiles"].items() if p["drill"]) if args.all else args.profile
+    if not names:
+        raise ConfigError("name a profile (--profile P, repeatable) or --all")
+    options = _drill.Options(backup_id=args.id, pick=args.pick, source=args.source, source_host=args.host,
+                             identity_file=args.identity, jobs=args.jobs, keep=args.keep, report_dir=args.report_dir,
+                             tmp_dir=args.tmp_dir, check_mode=args.dry_run)
+    results, lines, errors = [], [], []
+    for name in names:
+        try:
+            results.append(_drill.drill(config, name, options, via="cli"))
+            lines += _drill_lines(results[-1])
+        except LifeboatError as exc:
+            errors.append(exc)
+    if errors:
+        for line in lines:
+            _out(line)
+        raise errors[0] if len(errors) == 1 else type(errors[0])("; ".join(str(e) for e in errors))
+    return {"drills": results}, "\n".join(lines)
+
+
 def cmd_check_config(config, args):
     result = _check_config.check(config, connect=getattr(args, "connect", False))
     text = "configuration valid: %d profiles (%s)" % (len(result["profiles"]), ", ".join(result["profiles"]) or "none")
@@ -350,7 +388,7 @@ def _offsite_commands(command):
 
 
 def _operator_commands(command):
-    """rotate-password, hold, release: what an operator does beside the schedule."""
+    """rotate-password, hold, release, drill: what an operator does beside the schedule."""
     p = command("rotate-password", cmd_rotate_password,
                 "rotate this host's database password (default: the backup user, in place, when older than --max-age)")
     p.add_argument("--role", help="role to rotate (default: connection.login_user)")
@@ -378,6 +416,22 @@ def _operator_commands(command):
     p.add_argument("--profile", required=True)
     p.add_argument("--id", required=True, help="backup id within the profile")
     p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+
+    p = command("drill", cmd_drill, "disaster-recovery drill: restore a backup into a scratch database, check it, measure RTO and RPO")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--profile", action="append", help="profile to drill (repeatable)")
+    group.add_argument("--all", action="store_true", help="every profile with a drill section")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--id", help="backup id to drill")
+    pick.add_argument("--pick", choices=_drill.PICKS, help="newest (default) or random within the retention window")
+    p.add_argument("--source", choices=_drill.SOURCES, help="offsite (default): the bucket; local: this host's backups (weaker)")
+    p.add_argument("--host", help="source host whose backups to drill (default: the profile's drill.source_host, else this host)")
+    p.add_argument("--identity", help="age identity file to decrypt with")
+    p.add_argument("--jobs", type=int, help="pg_restore jobs (default: the profile's drill.jobs)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch database and downloaded files for inspection")
+    p.add_argument("--report-dir", help="where reports go (default: report_dir)")
+    p.add_argument("--tmp-dir", help="where the backup is downloaded and decrypted")
+    p.add_argument("--dry-run", action="store_true", help="show which backup, where from and which checks; touch nothing")
 
 
 def parser():

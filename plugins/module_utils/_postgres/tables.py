@@ -158,13 +158,55 @@ def _query_table(handle, table, sql):
         raise DatabaseError("%s: %s" % (table.qualified, exc))
 
 
-def count_rows(handle, tables):
-    """Exact row counts per table (``ONLY``: children are counted on their own)."""
+def count_rows(handle, tables, sample=False):
+    """Exact row counts per table (``ONLY``: children are counted on their own).
+
+    ``sample``: in the same pass, the content sample of each table with a primary key (see ``content_sample``).
+    """
     counts = []
     for table in tables:
+        key = primary_key(handle, table) if sample else None
+        if key:
+            rows, sampled, digest = _query_table(handle, table, _sample_sql(table, key))[0]
+            counts.append({"schema": table.schema, "name": table.name, "rows": rows,
+                           "sample": {"key": key, "buckets": SAMPLE_BUCKETS, "method": SAMPLE_METHOD, "rows": sampled,
+                                      "digest": digest}})
+            continue
         rows = _query_table(handle, table, "SELECT count(*) FROM ONLY %s" % table.qualified)[0][0]
         counts.append({"schema": table.schema, "name": table.name, "rows": rows})
     return counts
+
+
+# The content sample: the rows whose primary key hashes into bucket 0 of 16 (hashtext of the key's text), each as
+# JSON (independent of DateStyle), md5-hashed; the sum of the hashes' first 60 bits is the digest. Taken at dump time
+# in the dump's snapshot in the pass that counts the rows, compared after a drill's restore: a check of the values
+# themselves, not only of how many rows there are. A sum needs no sort and no string the size of the sample (an
+# ordered string_agg made the pass 4x slower than the count alone; this costs about as much again as the count).
+# JSON text of timestamptz depends on TimeZone: both sides read in UTC.
+SAMPLE_BUCKETS = 16
+SAMPLE_METHOD = "hashtext(key) & 15 = 0; sum of md5(row_to_json) first 60 bits"
+
+
+def primary_key(handle, table):
+    """Column names of the table's primary key, in key order; [] when it has none."""
+    sql = ("SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+           "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+           "WHERE i.indisprimary AND i.indrelid = %s::regclass ORDER BY k.ord")
+    return [row[0] for row in query(handle, sql, (table.qualified,))]
+
+
+def _sample_sql(table, key):
+    columns = ", ".join("lifeboat_row.%s" % quote_ident(c) for c in key)
+    bucket = "(hashtext(ROW(%s)::text) & 15) = 0" % columns
+    return ("SELECT count(*), count(*) FILTER (WHERE {b}), "
+            "coalesce(sum(('x' || left(md5(row_to_json(lifeboat_row)::text), 15))::bit(60)::int8::numeric) FILTER (WHERE {b}), 0)::text "
+            "FROM ONLY {t} AS lifeboat_row").format(b=bucket, t=table.qualified)
+
+
+def content_sample(handle, table, key):
+    """The sample of ``table`` over ``key`` now: {"rows", "digest"}."""
+    _rows, sampled, digest = _query_table(handle, table, _sample_sql(table, key))[0]
+    return {"rows": sampled, "digest": digest}
 
 
 def newest_values(handle, targets):

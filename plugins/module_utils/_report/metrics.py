@@ -5,7 +5,7 @@
 
 One file per profile (``lifeboat_<profile>.prom``), rewritten atomically so
 the collector never reads half a file. The previous file is the state: a
-counter is read back and incremented. Labels are profile and database only;
+counter is read back and incremented. Labels are profile and database (a drill: profile and source_host);
 no customer data, no secrets.
 """
 
@@ -39,6 +39,12 @@ REGISTRY = {
     "lifeboat_notify_failures_total": ("counter", "Webhook or dead-man's-switch deliveries that failed."),
     "lifeboat_credential_last_rotation_timestamp_seconds": ("gauge", "Unix time the role's password was last rotated (label role)."),
     "lifeboat_credential_age_seconds": ("gauge", "Age of the role's password when lifeboat last looked (label role)."),
+    # Written on the drill host, labelled profile and source_host, into lifeboat_drill_<profile>.prom.
+    "lifeboat_drill_last_run_timestamp_seconds": ("gauge", "Unix time of the last recovery drill."),
+    "lifeboat_drill_last_success_timestamp_seconds": ("gauge", "Unix time of the last recovery drill that passed its checks and objectives."),
+    "lifeboat_drill_rto_seconds": ("gauge", "Measured RTO of the last drill: drill start to checks passed."),
+    "lifeboat_drill_rpo_seconds": ("gauge", "Measured RPO of the last drill: drill start minus the restored backup's consistent point."),
+    "lifeboat_drill_objective_met": ("gauge", "1 if the last drill passed and met its RTO and RPO objectives, 0 if not."),
 }
 
 # Labels up to the last '}': an escaped label value may itself hold '}' (a database named 'a}b').
@@ -50,19 +56,19 @@ def _escape(value):
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def path_for(metrics_dir, profile):
-    return os.path.join(metrics_dir, "lifeboat_%s.prom" % profile)
+def path_for(metrics_dir, profile, stem="lifeboat"):
+    return os.path.join(metrics_dir, "%s_%s.prom" % (stem, profile))
 
 
-def read(metrics_dir, profile):
-    return _read(metrics_dir, profile)[0]
+def read(metrics_dir, profile, stem="lifeboat"):
+    return _read(metrics_dir, profile, stem)[0]
 
 
-def _read(metrics_dir, profile):
+def _read(metrics_dir, profile, stem="lifeboat"):
     """Values, and the families of lifeboat metrics the catalogue does not declare (another version wrote them)."""
     values, described, foreign = {}, {}, {}
     try:
-        with open(path_for(metrics_dir, profile), "r", encoding="utf-8") as handle:
+        with open(path_for(metrics_dir, profile, stem), "r", encoding="utf-8") as handle:
             for line in handle:
                 header = _HEADER.match(line.strip())
                 if header:
@@ -78,13 +84,14 @@ def _read(metrics_dir, profile):
     return values, foreign
 
 
-def update(metrics_dir, profile, database, values=None, increment=(), labels=None):
+def update(metrics_dir, profile, database, values=None, increment=(), labels=None, stem="lifeboat"):
     """Set gauges in ``values``, add to counters in ``increment``, rewrite the file.
 
-    ``increment``: counter names (each + 1) or a mapping of counter name to amount. ``labels`` replaces the
-    profile and database labels for a file that is about something else (a credential: ``{"role": ...}``).
+    ``increment``: counter names (each + 1) or a mapping of counter name to amount. ``labels`` (a mapping or pairs)
+    replaces the profile and database labels, and ``stem`` names a file of its own, for metrics about something else:
+    a credential (``{"role": ...}``), a drill (profile, source_host).
     """
-    current, foreign = _read(metrics_dir, profile)
+    current, foreign = _read(metrics_dir, profile, stem)
     unknown = sorted(set(values or {}).union(increment) - set(REGISTRY))
     if unknown:
         raise ValueError("metrics %s are not declared in the catalogue (_report/metrics.py REGISTRY)" % ", ".join(unknown))
@@ -95,14 +102,15 @@ def update(metrics_dir, profile, database, values=None, increment=(), labels=Non
     for name, family in REGISTRY.items():
         if family[0] == "counter" and labels is None:
             current.setdefault(name, 0)
-    labels = ",".join('%s="%s"' % (k, _escape(v)) for k, v in (labels or {"profile": profile, "database": database}).items())
+    pairs = labels.items() if isinstance(labels, dict) else labels if labels is not None else (("profile", profile), ("database", database))
+    labels = ",".join('%s="%s"' % (key, _escape(value)) for key, value in pairs)
     lines = []
     for name in sorted(current):
         kind, help_text = REGISTRY.get(name) or foreign[name]
         lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s %s" % (name, kind), "%s{%s} %s" % (name, labels, _number(current[name]))]
     # Readable by node_exporter through the directory's group (the monitoring role makes it setgid), never by everyone.
     ensure_dir(metrics_dir, 0o750)
-    atomic_write(path_for(metrics_dir, profile), ("\n".join(lines) + "\n").encode("utf-8"), mode=0o640)
+    atomic_write(path_for(metrics_dir, profile, stem), ("\n".join(lines) + "\n").encode("utf-8"), mode=0o640)
     return current
 
 
