@@ -207,7 +207,7 @@ class _Run:
         return value
 
     def execute(self):
-        operation = Operation(self.config, "drill", "profile %s" % self.profile, self.via, profile=self.profile,
+        operation = Operation(self.config, "drill", "drill profile %s" % self.profile, self.via, profile=self.profile,
                               target=self.scratch)
         try:
             return self._execute(operation)
