@@ -114,8 +114,8 @@ options:
   offsite:
     description:
       - Read the backup from object storage instead of O(backup_root). O(profile) and O(backup_id) (default the
-        newest) then name a backup in the bucket, which is downloaded into a private temporary directory under
-        O(tmp_dir), checked object by object against its manifest, used, and removed.
+        newest) then name a backup in the bucket, which is downloaded into a private temporary directory (under
+        C(tmp_dir) where the module has that option), checked object by object against its manifest, used, and removed.
       - Takes the options of M(lifeboat.backup.offsite) that describe the bucket, and O(offsite.host).
     type: dict
     suboptions:

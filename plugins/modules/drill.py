@@ -192,7 +192,7 @@ drill:
       description: Drill start to checks passed.
       type: float
     rpo_seconds:
-      description: Drill start minus O(drill.consistent_at).
+      description: Drill start minus RV(drill.consistent_at).
       type: float
     objectives:
       description: Per objective (C(rto), C(rpo)) the target, target_seconds, measured_seconds and met.

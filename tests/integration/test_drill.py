@@ -61,7 +61,7 @@ class Hosts:
     def back_up_and_push(self, count=1):
         config = self.engine.config.validate_config(self.source)
         ids = []
-        for _ in range(count):
+        for _backup in range(count):
             result = self.engine.dump.backup(config, "shop", via="test")
             self.engine.push.push(config, self.engine.catalog.resolve(path=result["path"]), via="test")
             ids.append(result["id"])

@@ -211,8 +211,11 @@ def test_no_customer_data_or_secret_in_any_metric(stack):
     # The server did record the secret in a statement's text: the exporter could leak it if it read the text.
     assert cluster.psql("SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%%%s%%'" % CANARIES[2]).strip() != "0"
 
-    body = stack.wait("per-statement metrics", lambda: (lambda b: b if "lifeboat_pg_statement_top_calls{" in b else None)(
-        stack.get("https://%s/metrics" % stack.postgres)[1]))
+    def statements():
+        scraped = stack.get("https://%s/metrics" % stack.postgres)[1]
+        return scraped if "lifeboat_pg_statement_top_calls{" in scraped else None
+
+    body = stack.wait("per-statement metrics", statements)
     bodies = [body, stack.get("https://%s/metrics" % stack.node)[1]]
     bodies += [open(os.path.join(stack.metrics, name)).read() for name in os.listdir(stack.metrics)]
     for canary in CANARIES:

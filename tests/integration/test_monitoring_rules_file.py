@@ -24,7 +24,7 @@ def test_role_writes_a_rules_file_prometheus_accepts(tmp_path):
                             "monitoring_alert_rules": [extra]}}],
     }]))
     argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-c", "local", "-i", "localhost,", str(playbook)]
-    for _ in range(2):
+    for _run in range(2):
         proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default"), timeout=300, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "changed=0" in proc.stdout  # the second run changes nothing

@@ -130,13 +130,13 @@ def _sections(document, trend):
             "pg_dump_version", "engine_version")]),
         ("RTO and RPO", ["measure", "measured", "objective", "result"], _objective_rows(document)),
         ("Stages", ["stage", "seconds", "outcome"], [[n, str(stages[n]["seconds"]), stages[n]["outcome"]] for n in stages]),
-        ("Checks", ["check", "result", "detail"], [[c["name"], {True: "ok", False: "FAILED", None: "skipped"}[c["ok"]], c["detail"]]
-                                                    for c in document.get("checks") or []]),
+        ("Checks", ["check", "result", "detail"],
+         [[c["name"], {True: "ok", False: "FAILED", None: "skipped"}[c["ok"]], c["detail"]] for c in document.get("checks") or []]),
         ("Verification checklist", ["item", "done", "evidence"], [[i["item"], "yes" if i["done"] else "NO", i["evidence"]]
                                                                   for i in document["checklist"]]),
-        ("Trend", ["drill", "backup", "result", "RTO", "RPO"], [[d["started_at"], (d.get("backup") or {}).get("id") or "-",
-                                                                _verdict(d), _duration(d.get("rto_seconds")), _duration(d.get("rpo_seconds"))]
-                                                               for d in reversed(trend)]),
+        ("Trend", ["drill", "backup", "result", "RTO", "RPO"],
+         [[d["started_at"], (d.get("backup") or {}).get("id") or "-", _verdict(d), _duration(d.get("rto_seconds")),
+           _duration(d.get("rpo_seconds"))] for d in reversed(trend)]),
     ]
 
 
@@ -181,7 +181,7 @@ def page(document, trend):
     for title, header, rows in _sections(document, trend):
         parts.append("<h2>%s</h2><table><tr>%s</tr>" % (esc(title), "".join("<th>%s</th>" % esc(h) for h in header)))
         for row in rows:
-            parts.append("<tr>%s</tr>" % "".join('<td class="%s">%s</td>' % (esc(str(c).split(" ")[0]), esc(str(c))) for c in row))
+            parts.append("<tr>%s</tr>" % "".join('<td class="%s">%s</td>' % (esc(str(c).split(" ", 1)[0]), esc(str(c))) for c in row))
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
