@@ -26,7 +26,8 @@ TABLES = ["public.users", "public.orders", "public.payments", "public.tickets"]
     ("/var/log/lifeboat/payments.log", "file", USER, USER, 0o600),
     ("/var/lib/lifeboat/locks", "directory", USER, USER, 0o700),
     ("/usr/lib/lifeboat/bin/lifeboat", "file", "root", "root", 0o755),
-    ("/usr/lib/lifeboat/plugins/module_utils/_dump.py", "file", "root", "root", 0o644),
+    ("/usr/lib/lifeboat/plugins/module_utils/_actions", "directory", "root", "root", 0o755),  # the backup user imports it
+    ("/usr/lib/lifeboat/plugins/module_utils/_actions/backup.py", "file", "root", "root", 0o644),
     ("/etc/cron.d/lifeboat", "file", "root", "root", 0o644),
     ("/etc/logrotate.d/lifeboat", "file", "root", "root", 0o644),
 ])
