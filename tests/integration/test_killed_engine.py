@@ -9,6 +9,7 @@ with it) gone at the next lifeboat command.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,7 +45,18 @@ def bin_dir(pg, tmp_path_factory):
     return str(path)
 
 
-def lifeboat(pg, age_key, tmp_path, *args, wait=True, bin_dir=None):
+@pytest.fixture(scope="module")
+def zstd_dir(tmp_path_factory):
+    """A zstd that stops itself (SIGSTOP) when it is to decompress: the named point "decrypting", hit every time
+    however fast the archive decrypts (polling for a short-lived zstd missed it on a loaded machine)."""
+    path = tmp_path_factory.mktemp("zstdbin")
+    script = path / "zstd"
+    script.write_text('#!/bin/sh\ncase " $* " in *" -d "*) kill -STOP $$ ;; esac\nexec %s "$@"\n' % shutil.which("zstd"))
+    script.chmod(0o755)
+    return str(path)
+
+
+def lifeboat(pg, age_key, tmp_path, *args, wait=True, bin_dir=None, path_dir=None):
     """The lifeboat command with its temporary directory in ``tmp_path/tmp`` (so a test can look at all of it)."""
     config = tmp_path / "lifeboat.yml"
     config.write_text(json.dumps({
@@ -58,6 +70,8 @@ def lifeboat(pg, age_key, tmp_path, *args, wait=True, bin_dir=None):
     tmp.mkdir(mode=0o700, exist_ok=True)
     argv = [sys.executable, os.path.join(REPO, "bin", "lifeboat"), "--config", str(config)] + list(args)
     env = dict(os.environ, TMPDIR=str(tmp))
+    if path_dir:
+        env["PATH"] = path_dir + os.pathsep + env["PATH"]
     if wait:
         return subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False, env=env)
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -154,8 +168,8 @@ def test_kill_9_during_a_backup_leaves_no_password_no_identity_and_no_program(pg
 
 
 @pytest.mark.parametrize("point", ["decrypting", "restoring"])
-def test_kill_9_during_a_parallel_clean_restore_commits_nothing_and_leaves_no_plaintext(pg, kill_db, age_key, bin_dir, tmp_path,
-                                                                                        point):
+def test_kill_9_during_a_parallel_clean_restore_commits_nothing_and_leaves_no_plaintext(pg, kill_db, age_key, bin_dir, zstd_dir,
+                                                                                        tmp_path, point):
     made = lifeboat(pg, age_key, tmp_path, "backup", "--profile", "app", bin_dir=bin_dir)
     assert made.returncode == 0, made.stderr
     target = "killed_target_%s" % point
@@ -163,9 +177,10 @@ def test_kill_9_during_a_parallel_clean_restore_commits_nothing_and_leaves_no_pl
     pg.psql('CREATE DATABASE "%s" TEMPLATE killed' % target)
     pg.psql("DELETE FROM payload WHERE id > 10", db=target)  # what a restore that went on would put back
     run = lifeboat(pg, age_key, tmp_path, "restore", "--profile", "app", "--target", target, "--no-create", "--clean",
-                   "--jobs", "2", "--identity", age_key[0], wait=False, bin_dir=bin_dir)
+                   "--jobs", "2", "--identity", age_key[0], wait=False, bin_dir=bin_dir,
+                   path_dir=zstd_dir if point == "decrypting" else None)
     if point == "decrypting":
-        programs = [stop_child(run, "zstd", "-d")]
+        programs = [stopped_child(run, "-d", "-c")]
         programs.append(child(run, "age"))
     else:  # the archive is decrypted in the temporary directory, pg_restore --jobs about to read it
         programs = [stopped_child(run, "--jobs=2")]
