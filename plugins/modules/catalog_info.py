@@ -93,7 +93,7 @@ query_result:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import run, storage_argument_spec
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.query import compile_query, search
-from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import listing as _listing
 
 
 def main():
@@ -104,9 +104,7 @@ def main():
 
     def action():
         query = compile_query(params["query"], "query") if params["query"] else None
-        root = params["backup_root"]
-        names = [params["profile"]] if params["profile"] else _catalog.profiles(root)
-        result = {"changed": False, "profiles": dict((name, _catalog.report(root, name)) for name in names)}
+        result = {"changed": False, "profiles": _listing.report(params["backup_root"], params["profile"])}
         if query:
             result["query_result"] = search(query, result["profiles"])
         return result

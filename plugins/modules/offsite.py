@@ -170,20 +170,20 @@ offsite:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lifeboat.backup.plugins.module_utils._actions import locate as _locate
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import pull as _offsite_pull
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import push as _push
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import remote_prune as _offsite_prune
-from ansible_collections.lifeboat.backup.plugins.module_utils._config.schema import RETENTION_FIELDS, validate_section
 from ansible_collections.lifeboat.backup.plugins.module_utils._errors import ConfigError
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
     offsite_argument_spec,
     offsite_of,
     retention_argument_spec,
+    retention_of,
     run,
     storage_argument_spec,
 )
-from ansible_collections.lifeboat.backup.plugins.module_utils._store import catalog as _catalog
 
 
 def _act(module, config, params):
@@ -191,7 +191,7 @@ def _act(module, config, params):
     if state == "pushed":
         if not (params["path"] or params["profile"]):
             raise ConfigError("state=pushed needs path or profile")
-        entry = _catalog.resolve(config["backup_root"], params["profile"], params["backup_id"], params["path"])
+        entry = _locate.Source(config, params["profile"], params["backup_id"], params["path"]).record
         return _push.push(config, entry, check_mode=check)
     if not params["profile"]:
         raise ConfigError("state=%s needs profile" % state)
@@ -199,7 +199,7 @@ def _act(module, config, params):
         return _offsite_pull.pull(config, params["profile"], params["backup_id"], params["host"], params["dest"], check_mode=check)
     if not params["retention"]:
         raise ConfigError("state=pruned needs retention")
-    policy = validate_section(params["retention"], RETENTION_FIELDS, "retention")
+    policy = retention_of(params["retention"])
     return _offsite_prune.prune(config, params["profile"], policy, params["host"], check_mode=check)
 
 

@@ -130,14 +130,13 @@ verification:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import locate as _locate
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import verify as _verify
-from ansible_collections.lifeboat.backup.plugins.module_utils._config.schema import CONNECTION_FIELDS, validate_section
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
     connection_argument_spec,
-    connection_of,
     offsite_of,
     offsite_source_argument_spec,
     run,
+    scratch_of,
     selection_argument_spec,
     storage_argument_spec,
 )
@@ -175,7 +174,7 @@ def main():
         entry = source.record
         if module.check_mode:
             return {"changed": False, "verification": {"id": entry.id, "path": entry.path, "level": params["level"], "verified": False}}
-        scratch = validate_section(dict(config["connection"], **connection_of(params, "scratch_")), CONNECTION_FIELDS, "scratch")
+        scratch = scratch_of(config, params)
         return {"changed": False, "verification": source.verify(params["level"], identity_file=params["identity_file"], scratch=scratch)}
 
     run(module, action)

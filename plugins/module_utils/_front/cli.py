@@ -22,6 +22,7 @@ import sys
 from .._actions import backup as _dump
 from .._actions import check_config as _check_config
 from .._actions import hold as _hold
+from .._actions import listing as _listing
 from .._actions import locate as _locate
 from .._actions import drill as _drill
 from .._actions import prune as _prune
@@ -107,8 +108,7 @@ def cmd_restore(config, args):
 
 
 def cmd_list(config, args):
-    names = [args.profile] if args.profile else _catalog.profiles(config["backup_root"])
-    report = dict((name, _catalog.report(config["backup_root"], name)) for name in names)
+    report = _listing.report(config["backup_root"], args.profile)
     lines = []
     for name, item in sorted(report.items()):
         health = item["health"]

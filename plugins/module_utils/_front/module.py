@@ -148,3 +148,13 @@ def run(module, action):
 def config_from_file(path):
     """The configuration file the lifeboat command reads (modules that act as the scheduled run use it too)."""
     return load_config_file(path)
+
+
+def retention_of(mapping):
+    """A ``retention:`` option, validated like the configuration's."""
+    return validate_section(mapping, RETENTION_FIELDS, "retention")
+
+
+def scratch_of(config, params):
+    """The server for restore-level verification: the connection with the module's scratch_* options on top."""
+    return validate_section(dict(config["connection"], **connection_of(params, "scratch_")), CONNECTION_FIELDS, "scratch")
