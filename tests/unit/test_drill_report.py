@@ -60,3 +60,17 @@ def test_a_failed_drill_leaves_its_checklist_unticked(engine, tmp_path):
     record = json.load(open(paths["json"]))
     assert [i["done"] for i in record["checklist"]] == [False, False, False, False, False, True]
     assert "FAILED" in open(paths["markdown"]).read()
+
+
+def test_two_drills_in_the_same_second_keep_both_reports(engine, tmp_path):
+    # CI once ran two drills within one second: the second report replaced the first and the trend lost a point.
+    first = engine.drill_report.write(str(tmp_path), document("2026-12-01T04:00:00.100Z", 20.0, 600.0))
+    second = engine.drill_report.write(str(tmp_path), document("2026-12-01T04:00:00.900Z", 25.0, 600.0))
+    assert first["json"] != second["json"] and os.path.exists(first["json"])
+    assert json.load(open(first["json"]))["rto_seconds"] == 20.0
+    assert open(second["html"]).read().count("<circle") == 4
+
+
+def test_scratch_database_names_differ_within_one_second_and_fit_postgres(engine):
+    names = set(engine.drill.scratch_name("a-very-long-profile-name-that-goes-on-and-on", 1764561600.0) for _ in range(20))
+    assert len(names) > 1 and all(len(n) <= 63 and n.startswith("lifeboat_drill_a_very_long") for n in names)

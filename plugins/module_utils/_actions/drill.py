@@ -83,7 +83,9 @@ def settings(config, profile, options):
 
 
 def scratch_name(profile, started):
-    return "lifeboat_drill_%s_%s" % (profile.replace("-", "_")[:30].lower(), time.strftime("%Y%m%d_%H%M%S", time.gmtime(started)))
+    """A new name per run (63 bytes at most): two drills in the same second never share, or drop, one database."""
+    return "lifeboat_drill_%s_%s_%s" % (profile.replace("-", "_")[:24].lower(), time.strftime("%Y%m%d_%H%M%S", time.gmtime(started)),
+                                        secrets.token_hex(2))
 
 
 # -- select ----------------------------------------------------------------------------------------------------------

@@ -49,7 +49,10 @@ def write(report_dir, document):
     """Write the three files; returns their paths."""
     folder = ensure_dir(directory(ensure_dir(report_dir), document["profile"]))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch_of(document["started_at"])))
-    stem = os.path.join(folder, "%s-%s" % (stamp, document["drill_host"]))
+    stem = base = os.path.join(folder, "%s-%s" % (stamp, document["drill_host"]))
+    n = 1
+    while os.path.exists(stem + ".json"):  # a second drill in the same second keeps the first one's report
+        stem, n = "%s-%d" % (base, n), n + 1
     paths = {"json": stem + ".json", "markdown": stem + ".md", "html": stem + ".html"}
     record = dict(document, format=FORMAT, format_version=FORMAT_VERSION, checklist=checklist(document))
     record.pop("report", None)
