@@ -19,16 +19,21 @@ rotated per round so none always runs first or last:
   lifeboat_restore_cli / _module   lifeboat restore with jobs 2 (decrypts, then pg_restore -j2)
   lifeboat_verify  lifeboat verify --level archive (decrypt, decompress, pg_restore the whole archive)
 
+After the rounds, each section in SECTIONS (scripts/bench_<section>.py: drill, rotation, monitoring) measures
+its own feature against its own targets on the same cluster and prints its own table; --only SECTION runs only
+that section, without the rounds, for working on it.
+
 Before each command: sync and CHECKPOINT (untimed), so nobody pays for the
 previous command's writes. Each command must succeed, and each restore must
 hold every payment row, or the benchmark stops. Ratios are taken per round
 (same round, same conditions) and their median is judged against the targets.
 
-    .venv/bin/python scripts/bench.py [--size-mb 1024] [--rounds 5] [--quick] [--keep]
+    .venv/bin/python scripts/bench.py [--size-mb 1024] [--rounds 5] [--quick] [--keep] [--only SECTION]
 """
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -52,6 +57,9 @@ DUMPS = ["floor", "pgdb_pgc", "pgdb_sqlgz", "lifeboat_module", "lifeboat_cli", "
          "floor_socket", "lifeboat_cli_socket", "lifeboat_module_small", "lifeboat_cli_small", "ansible_noop"]
 RESTORES = ["pg_restore_j2", "lifeboat_restore_cli", "lifeboat_restore_module"]
 CHECKS = ["lifeboat_verify"]
+# Each is scripts/bench_<name>.py with run(bench) -> [row(...)] (see row below). Sections run after the rounds, on
+# the same cluster; in --quick they must stay small (the smoke test runs them).
+SECTIONS = ()
 
 TARGETS = {
     "lifeboat_cli_vs_floor": ("lifeboat backup (CLI) / floor", "<=", 1.15),
@@ -487,6 +495,32 @@ def table(report):
     return "\n".join(lines)
 
 
+def row(key, label, value, limit=None, detail=""):
+    """One line of a section's table; limit is "<= 1.1" or ">= 50", judged here."""
+    met = None
+    if limit is not None:
+        op, bound = limit.split()
+        met = value <= float(bound) if op == "<=" else value >= float(bound)
+    return {"key": key, "label": label, "value": value, "limit": limit, "met": met, "detail": detail}
+
+
+def run_sections(bench, names):
+    found = {}
+    for name in names:
+        log("section %s" % name)
+        found[name] = importlib.import_module("scripts.bench_" + name).run(bench)
+    return found
+
+
+def section_table(name, rows):
+    lines = ["| %s | value | target | met |" % name, "|---|---:|---:|---|"]
+    for row in rows:
+        met = "" if row["met"] is None else ("yes" if row["met"] else "NO")
+        detail = ("; " + row["detail"]) if row.get("detail") else ""
+        lines.append("| %s | %s%s | %s | %s |" % (row["label"], row["value"], detail, row["limit"] or "", met))
+    return "\n".join(lines)
+
+
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, help="size of the main database (default 1024; --quick: 24)")
@@ -496,6 +530,7 @@ def parse(argv):
     parser.add_argument("--keep", action="store_true", help="keep the cluster, databases and artifacts")
     parser.add_argument("--workdir", default="/var/tmp", help="where the cluster and artifacts go (default %(default)s)")
     parser.add_argument("--out-dir", default=os.path.join(REPO, "bench-results"), help="where the JSON report goes")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section, without the rounds (repeatable)")
     args = parser.parse_args(argv)
     args.size_mb = args.size_mb or (24 if args.quick else 1024)
     args.small_mb = args.small_mb or max(8, args.size_mb // 4)
@@ -517,10 +552,11 @@ def main(argv=None):
     started = time.time()
     try:
         bench.setup()
-        runs = bench.rounds()
+        runs = {} if args.only else bench.rounds()
+        sections = run_sections(bench, args.only or SECTIONS)
     finally:
         bench.teardown()
-    stats, ratios, targets = summarize(runs)
+    stats, ratios, targets = summarize(runs) if runs else ({}, {}, {})
     info["loadavg_end"] = os.getloadavg()
     report = {
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -532,7 +568,9 @@ def main(argv=None):
         "results": stats,
         "ratios": ratios,
         "targets": targets,
-        "all_targets_met": all(t["met"] for t in targets.values()),
+        "sections": sections,
+        "all_targets_met": all(t["met"] for t in targets.values())
+        and all(row["met"] is not False for rows in sections.values() for row in rows),
         "runs": runs,
         "seconds": round(time.time() - started, 1),
     }
@@ -540,7 +578,10 @@ def main(argv=None):
     path = os.path.join(args.out_dir, "bench-%s.json" % time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     with open(path, "w") as handle:
         json.dump(report, handle, indent=1, sort_keys=True)
-    print(table(report))
+    if runs:
+        print(table(report))
+    for name, rows in sections.items():
+        print("\n" + section_table(name, rows))
     print("\n%d cores (%s), database %.0f MiB and %.0f MiB, %d rounds, load %.2f -> %.2f; JSON: %s" % (
         info["cores"], info["cpu"], bench.data["bench"]["bytes"] / MIB, bench.data["bench_small"]["bytes"] / MIB,
         args.rounds, info["loadavg_start"][0], info["loadavg_end"][0], path))

@@ -51,3 +51,8 @@ def test_quick_benchmark_runs_every_command_and_writes_the_report(tmp_path):
         assert isinstance(target["met"], bool) and target["value"] is not None
     assert report["all_targets_met"] == all(t["met"] for t in report["targets"].values())
     assert "| lifeboat backup (CLI) |" in proc.stdout and str(files[0]) in proc.stdout
+    # every section measured every row it names, each judged against its target where it has one
+    assert sorted(report["sections"]) == sorted(bench.SECTIONS)
+    for name, rows in report["sections"].items():
+        assert rows and all(r["value"] is not None and r["met"] in (True, False, None) for r in rows), name
+        assert "| %s | value |" % name in proc.stdout
