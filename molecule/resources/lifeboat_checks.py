@@ -6,24 +6,24 @@ import re
 import shlex
 
 CRON_FILE = "/etc/cron.d/lifeboat"
-MARKER = "#Ansible: lifeboat profile "
+MARKER = "#Ansible: lifeboat %s "  # the job kind: profile (the scheduled backup) or drill
 USER = "lifeboat"
 # cron runs jobs with /bin/sh -c, a minimal PATH and the user's home and name only.
 CRON_ENV = "env -i PATH=/usr/bin:/bin HOME=/var/lib/lifeboat LOGNAME=lifeboat SHELL=/bin/sh"
 
 
-def cron_entries(host):
-    """Profile name -> (schedule, user, command) of every entry the role manages."""
+def cron_entries(host, kind="profile"):
+    """Profile name -> (schedule, user, command) of every entry of that kind the role manages."""
     lines = host.file(CRON_FILE).content_string.splitlines()
     entries = {}
     for marker, line in zip(lines, lines[1:]):
-        if not marker.startswith(MARKER):
+        if not marker.startswith(MARKER % kind):
             continue
         fields = line.split()
         count = 1 if fields[0].startswith("@") else 5
         schedule = " ".join(fields[:count])
         user, command = fields[count], line.split(None, count + 1)[count + 1]
-        entries[marker[len(MARKER):]] = (schedule, user, command)
+        entries[marker[len(MARKER % kind):]] = (schedule, user, command)
     return entries
 
 

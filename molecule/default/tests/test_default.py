@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "resources"))
 
 from lifeboat_checks import (  # noqa: E402
-    USER, backups, cron_entries, json_lines, lifeboat, psql, row_counts, run_as_cron,
+    CRON_ENV, USER, backups, cron_entries, json_lines, lifeboat, psql, row_counts, run_as_cron,
 )
 
 TABLES = ["public.users", "public.orders", "public.payments", "public.tickets"]
@@ -25,6 +25,8 @@ TABLES = ["public.users", "public.orders", "public.payments", "public.tickets"]
     ("/var/log/lifeboat", "directory", USER, USER, 0o700),
     ("/var/log/lifeboat/payments.log", "file", USER, USER, 0o600),
     ("/var/lib/lifeboat/locks", "directory", USER, USER, 0o700),
+    ("/etc/lifeboat/drill-identity.txt", "file", USER, USER, 0o600),
+    ("/var/log/lifeboat/full.drill.log", "file", USER, USER, 0o600),
     ("/usr/lib/lifeboat/bin/lifeboat", "file", "root", "root", 0o755),
     ("/usr/lib/lifeboat/plugins/module_utils/_actions", "directory", "root", "root", 0o755),  # the backup user imports it
     ("/usr/lib/lifeboat/plugins/module_utils/_actions/backup.py", "file", "root", "root", 0o644),
@@ -78,6 +80,13 @@ def test_one_cron_entry_per_profile(host):
             "/usr/bin/flock -n /var/lib/lifeboat/locks/%s.lock /usr/bin/nice -n 10 /usr/bin/ionice -c3 "
             "/usr/local/bin/lifeboat --json run --profile %s >> /var/log/lifeboat/%s.log 2>&1" % (name, name, name)
         )
+
+
+def test_one_drill_entry_per_drilled_profile_with_a_lock_of_its_own(host):
+    assert cron_entries(host, "drill") == {"full": ("0 4 1 */3 *", USER, (
+        "/usr/bin/flock -n /var/lib/lifeboat/locks/full.drill.lock /usr/bin/nice -n 10 /usr/bin/ionice -c3 "
+        "/usr/local/bin/lifeboat --json drill --profile full --identity /etc/lifeboat/drill-identity.txt "
+        ">> /var/log/lifeboat/full.drill.log 2>&1"))}
 
 
 def test_cron_is_running(host):
@@ -148,3 +157,19 @@ def test_a_run_never_overlaps_the_previous_one(host):
         assert backups(host, "tickets") == before
     finally:
         host.run("kill $(cat /var/tmp/holder.pid)")
+
+
+def test_drill_entry_plans_the_newest_backup_and_its_lock_keeps_a_second_one_out(host):
+    """Planned (--dry-run), not run: the scenario's backup login may not create the amcheck extension a real drill
+    uses; tests/integration/test_drill.py runs real drills from a bucket."""
+    command = cron_entries(host, "drill")["full"][2].replace(" --identity", " --dry-run --identity")
+    result = run_as_cron(host, command)
+    assert result.rc == 0, host.file("/var/log/lifeboat/full.drill.log").content_string
+    (plan,) = json_lines(host.file("/var/log/lifeboat/full.drill.log").content_string)[-1]["drills"]
+    assert plan["check_mode"] is True and plan["backup_id"] == sorted(backups(host, "full"))[-1]
+
+    lines = len(host.file("/var/log/lifeboat/full.drill.log").content_string.splitlines())
+    held = host.run("runuser -u %s -- flock -n /var/lib/lifeboat/locks/full.drill.lock %s /bin/sh -c %s"
+                    % (USER, CRON_ENV, shlex.quote(command)))
+    assert held.rc == 1  # flock -n: the drill that holds the lock is the only one
+    assert len(host.file("/var/log/lifeboat/full.drill.log").content_string.splitlines()) == lines
