@@ -60,7 +60,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 profiles:
-  description: Per profile, its health summary and its backups (oldest first).
+  description:
+    - Per profile, its health summary and its backups (oldest first).
+    - Each backup lists the age C(recipients) it was encrypted to; any one's identity opens it (C(lifeboat identities)
+      says which retired identity some backup still needs).
   returned: always
   type: dict
   sample:
@@ -79,6 +82,7 @@ profiles:
           status: complete
           bytes: 305812
           time: "2026-11-22T07:00:01.201938Z"
+          recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
           verification:
             level: archive
             ok: true

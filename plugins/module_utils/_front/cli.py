@@ -22,6 +22,7 @@ import sys
 from .._actions import backup as _dump
 from .._actions import check_config as _check_config
 from .._actions import hold as _hold
+from .._actions import identities as _identities
 from .._actions import listing as _listing
 from .._actions import locate as _locate
 from .._actions import drill as _drill
@@ -123,6 +124,24 @@ def cmd_list(config, args):
             held = "  held: %s" % backup["hold"]["reason"] if backup.get("hold") else ""
             lines.append("  %-22s %-11s %10s  %s%s" % (backup["id"], backup["status"], _size(backup["bytes"]), mark, held))
     return report, "\n".join(lines) or "no backups under %s" % config["backup_root"]
+
+
+def cmd_identities(config, args):
+    report = _identities.report(config, args.profile)
+    lines = []
+    for item in report["recipients"]:
+        short = item["recipient"][:12] + "..." + item["recipient"][-6:]
+        if item["current"]:
+            state = "current, opens %d backups" % len(item["opens"])
+        elif item["needed_by"]:
+            state = "retired, the only way into %d backups (newest %s): keep its identity" % (
+                len(item["needed_by"]), max(i.split("/", 1)[1] for i in item["needed_by"]))
+        else:
+            state = "retired, opens %d backups that a current identity opens too: its identity may go" % len(item["opens"])
+        lines.append("%s  %s" % (short, state))
+    if report["unencrypted"]:
+        lines.append("%d backups are not encrypted" % report["unencrypted"])
+    return report, "\n".join(lines) or "no age recipients configured and no encrypted backups"
 
 
 def _hold_line(result, verb):
@@ -350,6 +369,9 @@ def _backup_commands(command):
     p.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
 
     p = command("list", cmd_list, "list backups and their health")
+    p.add_argument("--profile")
+
+    p = command("identities", cmd_identities, "which age identity opens which backup, and which retired ones may go")
     p.add_argument("--profile")
 
     p = command("prune", cmd_prune, "delete the backups of a profile its retention policy no longer keeps")

@@ -65,6 +65,12 @@ class Backup:
         return _du(self.path)
 
     @property
+    def recipients(self):
+        """The age recipients every encrypted artifact was encrypted to (any one's identity opens the backup)."""
+        sets = [set(a.get("recipients") or ()) for a in (self.manifest or {}).get("artifacts", ()) if a["encryption"] == "age"]
+        return sorted(set.intersection(*sets)) if sets else []
+
+    @property
     def verification(self):
         """The local verification.json document (None when never verified, or remote)."""
         return None if self.remote else read_verification(self.path)
@@ -96,7 +102,7 @@ class Backup:
         else:
             info["path"] = self.path
         if self.manifest:
-            info.update(time=self.manifest["consistent_at"], database=self.manifest["database"])
+            info.update(time=self.manifest["consistent_at"], database=self.manifest["database"], recipients=self.recipients)
             if self.remote:
                 info["verification"] = self.verified
             else:
