@@ -6,7 +6,8 @@ file (``PGUSER``/``PGPASSWORD``). Then scripts/connload.py opens RATE new connec
 schedule, each re-reading the env file, connecting over TCP, running ``SELECT 1`` and disconnecting, in windows of
 WINDOW seconds: one without rotation and one during which ``lifeboat rotate-password --force`` runs again and
 again (each next run once the last one's grace has passed, so it also disables the login it had left in grace), in
-each of ROUNDS rounds, the order alternated. The clients are the same in both windows; only the rotation differs.
+each of ROUNDS rounds, the order alternated, after an unmeasured warm-up and with sync + CHECKPOINT before each
+window. The clients are the same in both windows; only the rotation differs.
 """
 
 import os
@@ -87,10 +88,12 @@ def run(bench):
     try:
         rotator = _Rotator(bench, config, env)
         rotator.rotate()  # creates the logins and writes the env file the clients read
+        _window(bench, env, min(2.0, seconds / 2))  # warm-up, not measured: the first window must not pay for it
         windows = {"plain": [], "rotating": []}
         for number in range(ROUNDS):
             order = ("plain", "rotating") if number % 2 == 0 else ("rotating", "plain")
             for kind in order:
+                bench._settle()  # untimed, as before every bench command: earlier writes are not this window's
                 log("rotation: round %d, window %s (%.0f s at %d/s)" % (number + 1, kind, seconds, RATE))
                 windows[kind].append(_window(bench, env, seconds, rotator if kind == "rotating" else None))
     finally:
