@@ -14,7 +14,7 @@ import time
 import psycopg2
 import pytest
 
-from scripts import pgcluster
+from scripts import connload, pgcluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOAD_SECONDS = 22
@@ -62,8 +62,7 @@ def verifier_of(cluster, login):
 
 
 def env_credential(path):
-    values = dict(line.split("=", 1) for line in open(path).read().splitlines() if "=" in line)
-    return values["PGUSER"], values["PGPASSWORD"]
+    return connload.read_env(path)  # as the load's clients read it
 
 
 def login(cluster, user, password, db="postgres"):
@@ -106,30 +105,6 @@ def test_verifier_logs_in_and_equals_the_servers(engine, logged):
     assert refused(logged, "scram_probe", "Plain-Text-1234")
 
 
-LOAD_WORKER = r"""
-import json, sys, time, psycopg2
-env_path, port, db, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-ok = failed = 0
-errors, seen = [], set()
-end = time.time() + seconds
-while time.time() < end:
-    values = dict(l.split("=", 1) for l in open(env_path).read().splitlines() if "=" in l)  # per connection, like a pool
-    seen.add((values["PGUSER"], values["PGPASSWORD"]))
-    try:
-        handle = psycopg2.connect(host="127.0.0.1", port=port, dbname=db, user=values["PGUSER"],
-                                  password=values["PGPASSWORD"], connect_timeout=10)
-        with handle.cursor() as cur:
-            cur.execute("SELECT count(*) FROM orders")
-            cur.fetchone()
-        handle.close()
-        ok += 1
-    except psycopg2.Error as exc:
-        failed += 1
-        errors.append(str(exc).strip()[:200])
-print(json.dumps({"ok": ok, "failed": failed, "errors": errors[:5], "seen": sorted(seen)}))
-"""
-
-
 class CmdlineSampler(threading.Thread):
     """Reads every process's argv over and over while the rotation runs."""
 
@@ -162,12 +137,11 @@ def test_alternate_rotation_under_load_fails_no_login_and_leaks_nothing(engine, 
     assert first["rotated"] and first["active_login"] == "shop_app_a"
     assert os.stat(env).st_mode & 0o777 == 0o600
     first_password = env_credential(env)[1]
-    script = root / "worker.py"
-    script.write_text(LOAD_WORKER)
     sampler = CmdlineSampler()
     sampler.start()
-    workers = [subprocess.Popen([sys.executable, str(script), env, str(logged.port), "shop_app", str(LOAD_SECONDS)],
-                                stdout=subprocess.PIPE, text=True) for _worker in range(WORKERS)]
+    load = [sys.executable, os.path.join(REPO, "scripts", "connload.py"), "--env", env, "--port", str(logged.port),
+            "--db", "shop_app", "--seconds", str(LOAD_SECONDS), "--query", "SELECT count(*) FROM orders"]
+    workers = [subprocess.Popen(load, stdout=subprocess.PIPE, text=True) for _worker in range(WORKERS)]
     verifiers = []
     try:
         time.sleep(5)
