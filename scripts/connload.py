@@ -106,8 +106,10 @@ class Load:
         return self.result()
 
     def result(self):
+        def ms(value):
+            return None if value is None else round(value * 1000.0, 2)
+
         elapsed = max((self.finished or self.started) - self.started, 1e-9)
-        ms = lambda value: None if value is None else round(value * 1000.0, 2)  # noqa: E731
         return {"ok": self.ok, "failed": self.failed, "errors": self.errors[:5], "failed_at": self.failed_at[:20],
                 "seen": sorted(self.seen), "seconds": round(elapsed, 3), "per_second": round(self.ok / elapsed, 1),
                 "rate": self.rate, "workers": self.workers,

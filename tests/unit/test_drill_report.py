@@ -72,5 +72,5 @@ def test_two_drills_in_the_same_second_keep_both_reports(engine, tmp_path):
 
 
 def test_scratch_database_names_differ_within_one_second_and_fit_postgres(engine):
-    names = set(engine.drill.scratch_name("a-very-long-profile-name-that-goes-on-and-on", 1764561600.0) for _ in range(20))
+    names = set(engine.drill.scratch_name("a-very-long-profile-name-that-goes-on-and-on", 1764561600.0) for attempt in range(20))
     assert len(names) > 1 and all(len(n) <= 63 and n.startswith("lifeboat_drill_a_very_long") for n in names)
