@@ -105,8 +105,12 @@ class Exporters:
         self.spawn(argv + ["--collector.textfile.directory=" + metrics_dir], user=USER, name=name)
         return address
 
-    def postgres_exporter(self, cluster, login, passfile, queries=QUERIES, sslmode="prefer", name=None):
-        """Listening address. ``queries`` None: without the role's custom queries (the exporter's own metrics only)."""
+    def postgres_exporter(self, cluster, login, passfile, queries=QUERIES, sslmode="disable", name=None):
+        """Listening address. ``queries`` None: without the role's custom queries (the exporter's own metrics only).
+
+        ``sslmode``: the throwaway cluster has no TLS. Debian's exporter (0.11, lib/pq) knows only disable, require,
+        verify-ca and verify-full: with ``prefer`` every collector fails and pg_up is 0.
+        """
         address = "127.0.0.1:%d" % pgcluster.free_port()
         env = {"PATH": os.environ["PATH"], "DATA_SOURCE_URI": "127.0.0.1:%d/postgres?sslmode=%s" % (cluster.port, sslmode),
                "DATA_SOURCE_USER": login, "DATA_SOURCE_PASS_FILE": passfile}
