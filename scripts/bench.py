@@ -59,7 +59,7 @@ RESTORES = ["pg_restore_j2", "lifeboat_restore_cli", "lifeboat_restore_module"]
 CHECKS = ["lifeboat_verify"]
 # Each is scripts/bench_<name>.py with run(bench) -> [row(...)] (see row below). Sections run after the rounds, on
 # the same cluster; in --quick they must stay small (the smoke test runs them).
-SECTIONS = ("drill", "rotation")
+SECTIONS = ("drill", "rotation", "monitoring")
 
 TARGETS = {
     "lifeboat_cli_vs_floor": ("lifeboat backup (CLI) / floor", "<=", 1.15),

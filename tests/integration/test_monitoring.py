@@ -6,15 +6,11 @@ The exporters run as the prometheus user: the textfiles reach it through the dir
 A cluster of its own, with pg_stat_statements preloaded (the session cluster does not preload it).
 """
 
-import base64
-import crypt
 import grp
 import json
 import os
 import pwd
 import shutil
-import ssl
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -23,11 +19,10 @@ import urllib.request
 
 import pytest
 
-from scripts import pgcluster
-from tests.conftest import REPO
+from scripts import monitoring_stack, pgcluster
+from scripts.monitoring_stack import ROLE_FILES
 
-ROLE_FILES = os.path.join(REPO, "roles", "monitoring", "files")
-BINARIES = ("prometheus", "prometheus-node-exporter", "prometheus-postgres-exporter", "openssl", "setpriv")
+BINARIES = ("prometheus",) + monitoring_stack.EXPORTERS
 USER, PASSWORD = "scraper", "scrape-password-for-tests"
 MONITOR_PASSWORD = "Monitor-Login-Secret-4711"
 # Customer data and secrets planted in rows, query literals and a password change: none may reach a metric.
@@ -37,39 +32,8 @@ pytestmark = pytest.mark.skipif(any(shutil.which(b) is None for b in BINARIES),
                                 reason="Prometheus packages missing: run scripts/bootstrap.sh test")
 
 
-def _run(argv, **kwargs):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, **kwargs)
-    assert proc.returncode == 0, "%s: %s %s" % (argv[0], proc.stdout, proc.stderr)
-    return proc.stdout
-
-
-def _private(path, text, owner):
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
-    os.chown(path, owner.pw_uid, owner.pw_gid)
-
-
-class Stack:
-    def __init__(self, base):
-        self.base = base
-        self.procs = []
-        self.context = None  # trusts the self-signed certificate once it exists
-
-    def spawn(self, argv, user=None, env=None):
-        prefix = ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups"] if user else []
-        log = open(os.path.join(self.base, os.path.basename(argv[0]) + ".log"), "w")
-        proc = subprocess.Popen(prefix + argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.procs.append(proc)
-        return proc
-
-    def get(self, url, auth=True):
-        request = urllib.request.Request(url)
-        if auth:
-            request.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode())
-        context = self.context if url.startswith("https") else None
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:
-            return response.status, response.read().decode()
+class Stack(monitoring_stack.Exporters):
+    """The exporters (scripts/monitoring_stack.py) and a Prometheus scraping them."""
 
     def api(self, path, **params):
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
@@ -86,39 +50,21 @@ class Stack:
             except (OSError, ValueError, KeyError):
                 pass
             time.sleep(0.5)
-        logs = "".join(open(os.path.join(self.base, name)).read()[-1500:] for name in os.listdir(self.base) if name.endswith(".log"))
-        raise AssertionError("timed out waiting for %s\n%s" % (what, logs))
+        raise AssertionError("timed out waiting for %s\n%s" % (what, self.logs()))
 
 
 @pytest.fixture(scope="module")
 def stack():
-    prometheus_user = pwd.getpwnam("prometheus")
     base = tempfile.mkdtemp(prefix="lifeboat-monitoring-", dir="/var/tmp")
     os.chmod(base, 0o755)
     stack = Stack(base)
-    cluster = pgcluster.create(os.path.join(base, "pg"))
+    cluster = monitoring_stack.stats_cluster(os.path.join(base, "pg"), {"pg_stat_statements.track": "all"})
     try:
-        cluster.stop()
-        cluster.info["options"] += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
-        cluster.start()
-        cluster.psql("CREATE EXTENSION pg_stat_statements")
         cluster.psql("CREATE ROLE lifeboat_monitor LOGIN PASSWORD '%s' IN ROLE pg_monitor" % MONITOR_PASSWORD)
         stack.cluster = cluster
-
-        tls = os.path.join(base, "tls")
-        os.mkdir(tls, 0o755)
-        _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-              "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-              "-keyout", os.path.join(tls, "key.pem"), "-out", os.path.join(tls, "cert.pem")])
-        os.chown(os.path.join(tls, "key.pem"), prometheus_user.pw_uid, prometheus_user.pw_gid)
-        os.chmod(os.path.join(tls, "key.pem"), 0o600)
-        web = os.path.join(base, "web.yml")
-        _private(web, json.dumps({
-            "tls_server_config": {"cert_file": os.path.join(tls, "cert.pem"), "key_file": os.path.join(tls, "key.pem")},
-            "basic_auth_users": {USER: crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))},
-        }), prometheus_user)
+        stack.web_config(USER, PASSWORD)
         passfile = os.path.join(base, "monitor.pass")
-        _private(passfile, MONITOR_PASSWORD + "\n", prometheus_user)
+        monitoring_stack.private(passfile, MONITOR_PASSWORD + "\n", pwd.getpwnam(monitoring_stack.USER))
 
         # The agent's metrics directory as the role leaves it: setgid, group of the exporter, nothing for others.
         stack.metrics = os.path.join(base, "metrics")
@@ -126,22 +72,15 @@ def stack():
         os.chown(stack.metrics, 0, grp.getgrnam("prometheus").gr_gid)
         os.chmod(stack.metrics, 0o2750)
 
-        stack.node = "127.0.0.1:%d" % pgcluster.free_port()
-        stack.spawn(["prometheus-node-exporter", "--web.listen-address=" + stack.node, "--web.config.file=" + web,
-                     "--collector.disable-defaults", "--collector.textfile", "--collector.filesystem",
-                     "--collector.textfile.directory=" + stack.metrics], user="prometheus")
-        stack.postgres = "127.0.0.1:%d" % pgcluster.free_port()
-        env = {"PATH": os.environ["PATH"], "DATA_SOURCE_URI": "127.0.0.1:%d/postgres?sslmode=disable" % cluster.port,
-               "DATA_SOURCE_USER": "lifeboat_monitor", "DATA_SOURCE_PASS_FILE": passfile}
-        stack.spawn(["prometheus-postgres-exporter", "--web.listen-address=" + stack.postgres, "--web.config.file=" + web,
-                     "--extend.query-path=" + os.path.join(ROLE_FILES, "postgres_queries.yml")], user="prometheus", env=env)
+        stack.node = stack.node_exporter(stack.metrics, collectors=("textfile", "filesystem"))
+        stack.postgres = stack.postgres_exporter(cluster, "lifeboat_monitor", passfile, sslmode="disable")
 
         prom_port = pgcluster.free_port()
         stack.prometheus = "http://127.0.0.1:%d" % prom_port
-        scrape = dict(scheme="https", tls_config={"ca_file": os.path.join(tls, "cert.pem")},
+        scrape = dict(scheme="https", tls_config={"ca_file": stack.cert},
                       basic_auth={"username": USER, "password": PASSWORD})
         config = os.path.join(base, "prometheus.yml")
-        _private(config, json.dumps({
+        monitoring_stack.private(config, json.dumps({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [os.path.join(ROLE_FILES, "lifeboat.rules.yml")],
             "scrape_configs": [dict(scrape, job_name="lifeboat_node", static_configs=[{"targets": [stack.node]}]),
@@ -149,17 +88,10 @@ def stack():
         }), pwd.getpwnam("root"))
         stack.spawn(["prometheus", "--config.file=" + config, "--storage.tsdb.path=" + os.path.join(base, "tsdb"),
                      "--web.listen-address=127.0.0.1:%d" % prom_port])
-        stack.context = ssl.create_default_context(cafile=os.path.join(tls, "cert.pem"))
         stack.wait("both targets up", lambda: sorted(t["health"] for t in stack.api("/api/v1/targets")["activeTargets"]) == ["up", "up"])
         yield stack
     finally:
-        for proc in stack.procs:
-            proc.terminate()
-        for proc in stack.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stack.stop()
         cluster.destroy()
         shutil.rmtree(base, ignore_errors=True)
 
