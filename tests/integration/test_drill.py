@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import psycopg2
 import pytest
 from seaweed import SECRET_KEY, SeaweedFS
 
@@ -221,7 +222,7 @@ def test_damaged_index_is_caught_by_amcheck(hosts, pg, monkeypatch):
     drill = hosts.engine.drill
     original = drill.run_checks
 
-    def corrupt_then_check(connection, database, manifest, checks):
+    def corrupt_then_check(connection, database, manifest, checks, **options):
         path = pg.psql("SELECT pg_relation_filepath('payments_created_at')", db=database).strip()
         pg.psql("CHECKPOINT", db=database)
         pg.stop()
@@ -229,11 +230,11 @@ def test_damaged_index_is_caught_by_amcheck(hosts, pg, monkeypatch):
             handle.seek(8192 + 8192 - 16 - 2048)  # the tuples at the end of leaf page 1, before the special space
             handle.write(b"\x7f" * 2048)
         pg.start()
-        return original(connection, database, manifest, checks)
+        return original(connection, database, manifest, checks, **options)
 
     monkeypatch.setattr(drill, "run_checks", corrupt_then_check)
     with pytest.raises(hosts.engine.errors.VerifyError) as failed:
-        hosts.run(hosts.drill_config())
+        hosts.run(hosts.drill_config(jobs=2))  # two sessions check indexes at once: the damage is still named
     message = str(failed.value)
     assert "amcheck: index public.payments_created_at:" in message, message
     assert hosts.scratch_databases() == []
@@ -385,10 +386,10 @@ def test_content_sample_catches_a_changed_row_that_counts_do_not(hosts, pg, monk
     drill = hosts.engine.drill
     original = drill.run_checks
 
-    def change_then_check(connection, database, manifest, checks):
+    def change_then_check(connection, database, manifest, checks, **options):
         pg.psql("UPDATE payments SET amount = amount + 1 WHERE id = (SELECT id FROM payments "
                 "WHERE (hashtext(ROW(id)::text) & 15) = 0 ORDER BY id LIMIT 1)", db=database)
-        return original(connection, database, manifest, checks)
+        return original(connection, database, manifest, checks, **options)
 
     monkeypatch.setattr(drill, "run_checks", change_then_check)
     with pytest.raises(hosts.engine.errors.VerifyError) as failed:
@@ -449,3 +450,29 @@ def test_without_a_content_sample_the_drill_says_skipped_and_does_not_tick_sampl
     assert result["ok"] and sample["ok"] is None and sample["detail"].startswith("skipped"), sample
     checklist = json.load(open(result["report"]["json"]))["checklist"]
     assert [i["done"] for i in checklist if i["item"].startswith("Verify data integrity")] == [False]
+
+
+def test_content_sample_is_the_one_recorded_by_earlier_backups(engine, pg, shop_db):
+    """The sample's SQL may get cheaper, never different: manifests already in buckets hold digests of this formula
+    (the single pass with two FILTERs it had when SAMPLE_METHOD was named). A composite key and NULLs included."""
+    pg.psql("CREATE TABLE pairs (a int, b text, note text, PRIMARY KEY (a, b)); "
+            "INSERT INTO pairs SELECT i, 'k' || i % 7, CASE WHEN i % 3 = 0 THEN NULL ELSE md5(i::text) END "
+            "FROM generate_series(1, 5000) i", db=shop_db)
+    tables = engine.tables
+    assert tables.SAMPLE_METHOD == "hashtext(key) & 15 = 0; sum of md5(row_to_json) first 60 bits"
+    handle = psycopg2.connect(host="127.0.0.1", port=pg.port, user="postgres", password=pg.password, dbname=shop_db)
+    try:
+        handle.autocommit = True
+        cursor = handle.cursor()
+        cursor.execute("SET TimeZone TO 'UTC'")
+        for name, key in (("payments", ["id"]), ("pairs", ["a", "b"])):
+            bucket = "(hashtext(ROW(%s)::text) & 15) = 0" % ", ".join("r.%s" % column for column in key)
+            cursor.execute("SELECT count(*), count(*) FILTER (WHERE {b}), coalesce(sum(('x' || left(md5(row_to_json(r)::text), "
+                           "15))::bit(60)::int8::numeric) FILTER (WHERE {b}), 0)::text FROM ONLY public.{t} AS r"
+                           .format(b=bucket, t=name))
+            rows, sampled, digest = cursor.fetchone()
+            (counted,) = tables.count_rows(handle, [tables.Table(None, "public", name, "r")], sample=True)
+            assert (counted["rows"], counted["sample"]["rows"], counted["sample"]["digest"]) == (rows, sampled, digest)
+            assert counted["sample"]["key"] == key and 0 < sampled < rows
+    finally:
+        handle.close()

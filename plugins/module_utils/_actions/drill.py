@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import concurrent.futures
 import os
 import secrets
 import tempfile
@@ -273,7 +274,8 @@ class _Run:
             raise type(exc)("restore into %s failed: %s" % (self.scratch, _cause(exc)))
 
     def _run_checks(self):
-        self.checks = run_checks(self.config["connection"], self.scratch, self.chosen.manifest, self.drill["checks"])
+        self.checks = run_checks(self.config["connection"], self.scratch, self.chosen.manifest, self.drill["checks"],
+                                 jobs=self.drill["jobs"])
         failed = [c for c in self.checks if c["ok"] is False]
         if failed:
             raise VerifyError("checks failed in %s: %s" % (self.scratch, "; ".join("%s: %s" % (c["name"], c["detail"]) for c in failed)))
@@ -436,6 +438,7 @@ def _cause(exc):
 
 # -- checks ------------------------------------------------------------------------------------------------------------
 
+# Largest first: with several sessions the longest checks start at once and the short ones fill in behind them.
 _BTREE_INDEXES = """
 SELECT c.oid, n.nspname, c.relname
   FROM pg_index i
@@ -444,23 +447,30 @@ SELECT c.oid, n.nspname, c.relname
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready AND c.relpersistence <> 't'
    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
- ORDER BY n.nspname, c.relname
+ ORDER BY pg_relation_size(i.indrelid) + pg_relation_size(i.indexrelid) DESC, n.nspname, c.relname
 """
 
 
-def run_checks(connection, database, manifest, profile_checks):
-    """Every check of the restored database: [{name, ok (True/False/None for skipped), detail}]; runs them all."""
+def run_checks(connection, database, manifest, profile_checks, jobs=1):
+    """Every check of the restored database: [{name, ok (True/False/None for skipped), detail}]; runs them all.
+
+    Up to ``jobs`` sessions work at once (the restore's jobs): the checks are scans the server runs on one core
+    each, and amcheck is split per index, so on N cores they take about 1/N of their time one after another.
+    """
     session = _pg.Session(connection, database)
-    results = []
     try:
-        results.append(_check("row counts and freshness", lambda: _counts(session, manifest)))
-        results.append(_check("amcheck", lambda: _amcheck(session)))
-        results.append(_check("content sample", lambda: _sample(session, manifest)))
-        for item in profile_checks:
-            results.append(_check(item["name"], lambda item=item: _profile_check(session, item["sql"])))
+        # In this thread first: the session's password file is made once, before the workers share it.
+        indexes, amcheck_error = _btree_indexes(session)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs or 1)) as pool:
+            counts = pool.submit(_check, "row counts and freshness", lambda: _counts(session, manifest))
+            sample = pool.submit(_check, "content sample", lambda: _sample(session, manifest))
+            damage = [pool.submit(_index_damage, session, index) for index in indexes]
+            own = [pool.submit(_check, item["name"], lambda item=item: _profile_check(session, item["sql"]))
+                   for item in profile_checks]
+            amcheck = _amcheck_result(indexes, amcheck_error, [future.result() for future in damage])
+            return [counts.result(), amcheck, sample.result()] + [future.result() for future in own]
     finally:
         session.close()
-    return results
 
 
 def _check(name, action):
@@ -478,26 +488,45 @@ def _counts(session, manifest):
         len(tables), sum(t["rows"] for t in tables), fresh)
 
 
-def _amcheck(session):
-    handle = session.connect()
+def _btree_indexes(session):
+    """(indexes to check, None) or ([], why amcheck cannot run)."""
     try:
-        try:
-            _pg.query(handle, "CREATE EXTENSION IF NOT EXISTS amcheck")
-        except DatabaseError as exc:
-            raise VerifyError("cannot create extension amcheck in the scratch database (install postgresql-contrib; "
-                              "the drill's role needs to be allowed to create it): %s" % exc)
-        indexes = _pg.query(handle, _BTREE_INDEXES)
-        damaged = []
-        for oid, schema, name in indexes:
-            try:
-                _pg.query(handle, "SELECT bt_index_check(%s::regclass, heapallindexed => true)", (oid,))
-            except DatabaseError as exc:
-                damaged.append("index %s.%s: %s" % (schema, name, str(exc).replace("query failed: ", "")))
+        handle = session.connect()
+    except LifeboatError as exc:
+        return [], " ".join(str(exc).split())
+    try:
+        _pg.query(handle, "CREATE EXTENSION IF NOT EXISTS amcheck")
+        return _pg.query(handle, _BTREE_INDEXES), None
+    except DatabaseError as exc:
+        return [], ("cannot create extension amcheck in the scratch database (install postgresql-contrib; the drill's "
+                    "role needs to be allowed to create it): %s" % " ".join(str(exc).split()))
     finally:
         handle.close()
+
+
+def _index_damage(session, index):
+    """None, or what bt_index_check (heapallindexed) found wrong with one index."""
+    oid, schema, name = index
+    try:
+        handle = session.connect()
+    except LifeboatError as exc:
+        return "index %s.%s: %s" % (schema, name, " ".join(str(exc).split()))
+    try:
+        _pg.query(handle, "SELECT bt_index_check(%s::regclass, heapallindexed => true)", (oid,))
+    except DatabaseError as exc:
+        return "index %s.%s: %s" % (schema, name, str(exc).replace("query failed: ", ""))
+    finally:
+        handle.close()
+    return None
+
+
+def _amcheck_result(indexes, error, damage):
+    if error:
+        return {"name": "amcheck", "ok": False, "detail": error}
+    damaged = [found for found in damage if found]
     if damaged:
-        return False, "; ".join(damaged)
-    return True, "%d B-tree indexes checked (bt_index_check, heapallindexed)" % len(indexes)
+        return {"name": "amcheck", "ok": False, "detail": "; ".join(damaged)}
+    return {"name": "amcheck", "ok": True, "detail": "%d B-tree indexes checked (bt_index_check, heapallindexed)" % len(indexes)}
 
 
 def _sample(session, manifest):
