@@ -9,11 +9,13 @@ image="${1:-${LIFEBOAT_TEST_IMAGE:-localhost/lifeboat-molecule:bookworm}}"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/containers.conf}"
 
 # What the agent role installs (so converge finds it installed), the server the scenarios back up,
-# python3-apt for ansible.builtin.apt, procps for the prepare step, sudo for become.
+# python3-apt for ansible.builtin.apt, procps for the prepare step, sudo for become; what the monitoring role
+# installs, and curl for the scenarios' scrapes.
 packages=(
   python3 python3-apt python3-psycopg2 python3-yaml python3-jmespath
   postgresql-15 postgresql-client-15
   cron logrotate zstd age util-linux procps sudo
+  prometheus-node-exporter prometheus-postgres-exporter openssl curl
 )
 suite=bookworm
 key="$(printf '%s\n' "$suite" "${packages[@]}" | sha256sum | cut -c1-16)"

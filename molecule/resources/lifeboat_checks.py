@@ -8,6 +8,8 @@ import shlex
 CRON_FILE = "/etc/cron.d/lifeboat"
 MARKER = "#Ansible: lifeboat %s "  # the job kind: profile (the scheduled backup) or drill
 USER = "lifeboat"
+# The basic-auth user the scenarios give the monitoring role (its bcrypt hash is in their molecule.yml).
+SCRAPE_USER, SCRAPE_PASSWORD = "prometheus", "molecule-only-scrape-password"
 # cron runs jobs with /bin/sh -c, a minimal PATH and the user's home and name only.
 CRON_ENV = "env -i PATH=/usr/bin:/bin HOME=/var/lib/lifeboat LOGNAME=lifeboat SHELL=/bin/sh"
 
@@ -58,3 +60,19 @@ def psql(host, db, sql, user="postgres"):
 
 def row_counts(host, db, tables):
     return dict((t, int(psql(host, db, "SELECT count(*) FROM %s" % t))) for t in tables)
+
+
+def scrape(host, port, password=SCRAPE_PASSWORD, scheme="https"):
+    """(HTTP status, body) of GET /metrics; the credentials go to curl on stdin (-K -), not in its argv."""
+    config = 'user = "%s:%s"' % (SCRAPE_USER, password) if password else ""
+    result = host.run("printf '%%s\\n' %s | curl -sS -k -K - -o /var/tmp/scrape.out -w '%%{http_code}' %s://127.0.0.1:%d/metrics"
+                      % (shlex.quote(config), scheme, port))
+    body = host.file("/var/tmp/scrape.out").content_string if host.file("/var/tmp/scrape.out").exists else ""
+    host.run("rm -f /var/tmp/scrape.out")
+    return result.stdout.strip(), body
+
+
+def samples(body, name):
+    """label text -> value of every sample of metric ``name``."""
+    return dict((m.group(1) or "", float(m.group(2)))
+                for m in re.finditer(r"^%s(\{[^}]*\})? (\S+)$" % re.escape(name), body, re.M))

@@ -10,7 +10,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "resources"))
 
-from lifeboat_checks import USER, backups, cron_entries, json_lines, lifeboat, row_counts, run_as_cron  # noqa: E402
+from lifeboat_checks import (  # noqa: E402
+    USER, backups, cron_entries, json_lines, lifeboat, row_counts, run_as_cron, samples, scrape,
+)
 
 RECEIVED = "/var/tmp/webhook-received.jsonl"
 
@@ -109,3 +111,19 @@ def test_failure_is_sent_to_the_webhook_without_secrets(host, runs):
 def test_dead_mans_switch_sees_start_success_and_failure(host, runs):
     pings = sorted(r["path"] for r in runs["received"] if r["path"].startswith("/ping/"))
     assert pings == ["/ping/broken/fail", "/ping/broken/start", "/ping/payments", "/ping/payments/start"]
+
+
+def test_node_exporter_reads_the_metrics_inside_the_backup_root_through_the_group(host, runs):
+    root = host.file("/var/backups/lifeboat")
+    assert (root.user, root.group, root.mode) == (USER, "lifeboat-metrics", 0o710)  # search, no listing
+    metrics = host.file("/var/backups/lifeboat/.metrics")
+    assert (metrics.user, metrics.group, metrics.mode) == (USER, "lifeboat-metrics", 0o2750)
+    assert host.file("/var/backups/lifeboat/orders").mode == 0o700
+    status, body = scrape(host, 9100)
+    assert status == "200" and samples(body, "node_textfile_scrape_error") == {"": 0.0}
+    outcome = dict((labels.split('profile="')[1].split('"')[0], value)
+                   for labels, value in samples(body, "lifeboat_backup_last_run_success").items())
+    assert outcome == {"broken": 0, "orders": 1, "payments": 1, "tickets": 1}
+    # The group reaches the metrics, not the backups; other users reach neither.
+    assert host.run("runuser -u prometheus -- ls /var/backups/lifeboat").rc != 0
+    assert host.run("runuser -u nobody -- ls /var/backups/lifeboat/.metrics").rc != 0
