@@ -173,3 +173,26 @@ def test_drill_entry_plans_the_newest_backup_and_its_lock_keeps_a_second_one_out
                     % (USER, CRON_ENV, shlex.quote(command)))
     assert held.rc == 1  # flock -n: the drill that holds the lock is the only one
     assert len(host.file("/var/log/lifeboat/full.drill.log").content_string.splitlines()) == lines
+
+
+def test_age_rotation_step_added_the_new_recipient_and_its_backup_opens_with_the_new_identity(host):
+    """side_effect ran rotate_credentials' age step (phase overlap) with a new identity kept on the controller."""
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    assert os.stat(os.path.join(ephemeral, "age-identity-next.txt")).st_mode & 0o777 == 0o600
+    new_identity = open(os.path.join(ephemeral, "age-identity-next.txt")).read()
+    old_recipient = open(os.path.join(ephemeral, "age-recipient.txt")).read().strip()
+    new_recipient = [line for line in new_identity.splitlines() if line.startswith("# public key: ")][0].split(": ")[1]
+    report = lifeboat(host, "identities", "--profile", "tickets")
+    assert dict((r["recipient"], r["current"]) for r in report["recipients"]) == {old_recipient: True, new_recipient: True}
+
+    newest = sorted(backups(host, "tickets"))[-1]
+    manifest = json.loads(host.file("/var/backups/lifeboat/tickets/%s/manifest.json" % newest).content_string)
+    assert set(manifest["artifacts"][0]["recipients"]) == {old_recipient, new_recipient}
+    host.run("install -m 0600 -o lifeboat -g lifeboat /dev/null /var/tmp/identity-next.txt")
+    host.run("printf '%%s' %s > /var/tmp/identity-next.txt" % shlex.quote(new_identity))
+    try:
+        verified = lifeboat(host, "verify", "--profile", "tickets", "--id", newest, "--level", "archive",
+                            "--identity", "/var/tmp/identity-next.txt")
+    finally:
+        host.run("rm -f /var/tmp/identity-next.txt")
+    assert verified["ok"] is True
