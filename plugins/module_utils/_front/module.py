@@ -152,12 +152,6 @@ def build_config(params, profiles=None, encryption=None, notify=None):
     return validate_config(data)
 
 
-def host_profiles(path):
-    """The profiles and backup root of a host's lifeboat configuration (for actions that act on its backups)."""
-    config = load_config_file(path)
-    return config["profiles"], config["backup_root"]
-
-
 def run(module, action):
     """Call ``action()`` and exit the module with its result, or one clear failure message."""
     _scratch.sweep()  # what a killed run left in the temporary directory (decrypted archives)
