@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - lifeboat.backup.connection
   - lifeboat.backup.storage
   - lifeboat.backup.offsite.source
+  - lifeboat.backup.notify
 attributes:
   check_mode:
     support: full
@@ -114,16 +115,6 @@ options:
         description: A query returning one row with one boolean column; V(true) passes.
         type: str
         required: true
-  webhook_url:
-    description:
-      - Slack/Discord-compatible or JSON webhook notified when the drill fails.
-    type: str
-  webhook_format:
-    description:
-      - Body of the webhook.
-    type: str
-    choices: [slack, discord, json]
-    default: json
   notify_on_success:
     description:
       - Also notify O(webhook_url) when the drill passes.
@@ -215,9 +206,11 @@ from ansible_collections.lifeboat.backup.plugins.module_utils._errors import Lif
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
     build_config,
     connection_argument_spec,
+    notify_argument_spec,
     offsite_of,
     offsite_source_argument_spec,
     storage_argument_spec,
+    webhook_of,
 )
 
 DEFAULT_REPORT_DIR = "/var/lib/lifeboat/drills"
@@ -227,6 +220,7 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(storage_argument_spec())
     argument_spec.update(offsite_source_argument_spec())
+    argument_spec.update(notify_argument_spec())
     argument_spec.update(
         profile=dict(type="str", required=True),
         backup_id=dict(type="str"),
@@ -242,8 +236,6 @@ def main():
         rpo_objective=dict(type="str"),
         checks=dict(type="list", elements="dict", default=[], options=dict(name=dict(type="str", required=True),
                                                                            sql=dict(type="str", required=True))),
-        webhook_url=dict(type="str", no_log=True),
-        webhook_format=dict(type="str", choices=["slack", "discord", "json"], default="json"),
         notify_on_success=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -255,9 +247,9 @@ def main():
     drill_section["source_host"] = params["source_host"] or remote.get("host")
     # The drill reads the database name from the backup's manifest; the profile only carries its drill settings.
     profiles = {params["profile"]: {"db": params["profile"], "drill": drill_section}}
-    if params["webhook_url"]:
-        profiles[params["profile"]]["notify"] = {"webhook_url": params["webhook_url"], "webhook_format": params["webhook_format"],
-                                                 "on_success": params["notify_on_success"]}
+    webhook = webhook_of(params)
+    if webhook:
+        profiles[params["profile"]]["notify"] = dict(webhook, on_success=params["notify_on_success"])
     try:
         config = build_config(params, profiles=profiles)
         if remote:

@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - lifeboat.backup.connection
   - lifeboat.backup.storage
+  - lifeboat.backup.notify
 attributes:
   check_mode:
     support: full
@@ -148,7 +149,9 @@ options:
     elements: str
     default: []
   lifeboat_config:
-    description: The host's lifeboat configuration where O(profiles) are defined.
+    description:
+      - The host's lifeboat configuration where O(profiles) are defined.
+      - With O(profiles) and no O(webhook_url), a failed rotation posts the webhook of its C(notify) section.
     type: path
     default: /etc/lifeboat/lifeboat.yml
   state_dir:
@@ -158,8 +161,11 @@ notes:
   - C(changed) is true when a password was (or would be) rotated or an old login was (or would be) disabled; a rerun
     within O(max_age) reports no change.
   - Writes one audit line per run (role, strategy, consumers written, test result; never the secret), metrics
-    C(lifeboat_credential_last_rotation_timestamp_seconds) and C(lifeboat_credential_age_seconds) (label C(role)),
-    and posts the webhook of the configuration's C(notify) section on failure when run through C(lifeboat).
+    C(lifeboat_credential_last_rotation_timestamp_seconds) and C(lifeboat_credential_age_seconds) (label C(role)).
+  - A failed rotation (not in check mode) posts O(webhook_url) as C(rotate-password:<role>), with the error and never
+    a password. Without O(webhook_url), a rotation with O(profiles) posts the C(webhook_url) of O(lifeboat_config)'s
+    C(notify) section in its C(webhook_format), as C(lifeboat rotate-password) does; that section's C(deadman_url)
+    watches the backups and is not pinged. Otherwise nothing is posted.
 seealso:
   - module: lifeboat.backup.dump
 """
@@ -190,6 +196,19 @@ EXAMPLES = r"""
     consumers:
       - type: passfile
         path: /etc/lifeboat/pgpass
+
+- name: Rotate the shop's password and post to the on-call channel when the rotation fails
+  lifeboat.backup.rotate_password:
+    login_user: postgres
+    role: shop
+    db: shop
+    consumers:
+      - type: env
+        path: /etc/shop/database.env
+    test:
+      - has_table_privilege('payments', 'SELECT')
+    webhook_url: "{{ vault_oncall_webhook_url }}"
+    webhook_format: slack
 
 - name: After a compromise, cut the shop's logins off now and rotate
   lifeboat.backup.rotate_password:
@@ -253,7 +272,7 @@ tests:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import rotate as _rotate
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
-    build_config, connection_argument_spec, host_profiles, run, storage_argument_spec,
+    build_config, config_from_file, connection_argument_spec, notify_argument_spec, run, storage_argument_spec, webhook_of,
 )
 
 CONSUMER_OPTIONS = dict(
@@ -273,6 +292,7 @@ CONSUMER_OPTIONS = dict(
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(storage_argument_spec())
+    argument_spec.update(notify_argument_spec())
     argument_spec.update(
         role=dict(type="str"),
         strategy=dict(type="str", choices=["alternate", "in_place"], default="alternate"),
@@ -291,8 +311,10 @@ def main():
     params = module.params
 
     def action():
-        profiles, backup_root = host_profiles(params["lifeboat_config"]) if params["profiles"] else ({}, None)
-        config = build_config(dict(params, backup_root=backup_root or params["backup_root"]), profiles=profiles)
+        host = config_from_file(params["lifeboat_config"]) if params["profiles"] else None
+        profiles, backup_root = (host["profiles"], host["backup_root"]) if host else ({}, None)
+        config = build_config(dict(params, backup_root=backup_root or params["backup_root"]), profiles=profiles,
+                              notify=webhook_of(params, host and host["notify"]))
         result = _rotate.rotate(
             config, via="module", check_mode=module.check_mode, role=params["role"], strategy=params["strategy"],
             max_age=params["max_age"], force=params["force"], revoke=params["revoke"], grace=params["grace"],

@@ -426,6 +426,103 @@ def test_a_failed_rotation_posts_the_webhook_without_any_secret(engine, logged, 
         receiver.close()
 
 
+@pytest.fixture
+def receiver(monkeypatch):
+    from test_notify import Receiver  # the real HTTP receiver of the notification tests
+
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # loopback only, never through a proxy (ansible's children inherit this)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    server = Receiver()
+    yield server
+    server.close()
+
+
+class ConsumerWatcher(threading.Thread):
+    """Reads an env consumer over and over: every credential it held while a rotation ran (the new one is written
+    before it is tested, and put back when the test fails)."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.seen = set()
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                self.seen.add(env_credential(self.path))
+            except (OSError, KeyError):
+                pass
+            time.sleep(0.01)
+
+    def stop(self):
+        self.done.set()
+        self.join(10)
+
+
+def test_a_failed_rotation_through_the_module_posts_one_webhook_without_a_secret(engine, logged, root, module, receiver):
+    """Ansible runs rotate_password with webhook_url and a test SQL the new login cannot pass: the module fails saying
+    so, the old credential stays, and the receiver gets exactly one failure post naming the role that holds neither
+    password nor the URL's token. A check-mode run that fails posts nothing."""
+    make_app(logged, "pager")
+    env = str(root / "pager.env")
+    consumers = [{"type": "env", "path": env}]
+    engine.rotate.rotate(config_for(engine, logged, root), role="pager", db="pager", consumers=consumers, grace="0s")
+    old = env_credential(env)
+    token = "T0ken%s" % os.urandom(12).hex()
+    # The first check sleeps while the env file holds the new credential, so the watcher surely reads it there.
+    args = dict(logged.connection(), role="pager", db="pager", backup_root=str(root / "backups"), consumers=consumers,
+                force=True, test=["(SELECT true FROM pg_sleep(1))", "has_table_privilege('orders', 'INSERT')"],
+                webhook_url=receiver.url("ok", token), webhook_format="json")
+    watcher = ConsumerWatcher(env)
+    watcher.start()
+    try:
+        failed = module("rotate_password", args)
+    finally:
+        watcher.stop()
+    assert failed.failed, failed.result
+    assert failed["msg"].startswith("Failed to rotate the password of role pager: ")
+    assert "test \"has_table_privilege('orders', 'INSERT')\" is false for pager_b" in failed["msg"]
+    (new,) = [password for user, password in watcher.seen if (user, password) != old]
+    assert len(new) == 43 and refused(logged, "pager_b", new)
+    assert env_credential(env) == old and login(logged, *old, db="pager") == "pager_a"  # the old credential in force
+
+    assert receiver.paths() == ["/ok/%s" % token]
+    body = json.loads(receiver.requests[0]["body"])
+    assert body["status"] == "failure" and body["profile"] == "rotate-password:pager" and body["step"] == "rotate"
+    assert body["error"] == failed["msg"]
+    output = failed.proc.stdout + failed.proc.stderr
+    for secret in (new, old[1], token, logged.password):
+        assert secret not in receiver.requests[0]["body"]
+        assert secret not in output  # webhook_url is no_log
+
+    checked = module("rotate_password", dict(args, db="pager_missing"), check=True)
+    assert checked.failed and 'database "pager_missing" does not exist' in checked["msg"], checked.result
+    assert len(receiver.requests) == 1  # check mode posts nothing, even when it fails
+
+
+def test_with_profiles_and_no_webhook_url_the_module_posts_the_host_configurations_webhook(logged, root, module, receiver):
+    """The backup user's rotation reads the host's lifeboat.yml for its profiles; without webhook_url its notify
+    webhook is posted to, in its format, and its dead-man's switch (it watches the backups) is left alone."""
+    old, passfile, host_config, _profiles = backup_user(logged, root, "hooked")
+    with open(host_config) as handle:
+        data = json.load(handle)
+    data["notify"] = {"webhook_url": receiver.url("ok", "host-hook"), "webhook_format": "slack",
+                      "deadman_url": receiver.url("ok", "deadman")}
+    with open(host_config, "w") as handle:
+        json.dump(data, handle)
+    failed = module("rotate_password", dict(
+        logged.connection(), role="hooked_backup", strategy="in_place", db="hooked", profiles=["daily"],
+        lifeboat_config=host_config, consumers=[{"type": "passfile", "path": passfile}],
+        test=["has_table_privilege('payments', 'DELETE')"]))
+    assert failed.failed and "is false for hooked_backup" in failed["msg"], failed.result
+    assert receiver.paths() == ["/ok/host-hook"]
+    text = json.loads(receiver.requests[0]["body"])["text"]
+    assert "rotate-password:hooked_backup" in text and "FAILED" in text and old not in text
+    assert login(logged, "hooked_backup", old) == "hooked_backup"
+
+
 def test_a_second_rotation_on_the_host_stops_at_once(engine, logged, root):
     make_app(logged, "queue")
     config = config_for(engine, logged, root)

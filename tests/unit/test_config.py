@@ -177,3 +177,21 @@ def test_huge_keep_within_never_reaches_retention(engine):
     policy = validate(engine, with_profile(retention={"keep_within": "100y"}))["profiles"]["app"]["retention"]
     assert engine.config.parse_duration(policy["keep_within"]) == 100 * 31536000
     assert engine.config.parse_duration("9" * 300 + "d") is None
+
+
+def test_a_modules_webhook_wins_over_the_hosts_and_the_hosts_dead_mans_switch_is_never_taken(engine):
+    """rotate_password with profiles: its webhook_url, else the webhook of the host's lifeboat.yml (format and timeout
+    too); the dead-man's switch watches the backups. The result is validated like lifeboat.yml's notify section."""
+    helpers = engine.module
+    host = validate(engine, {"notify": {"webhook_url": "https://hooks.example/host", "webhook_format": "discord",
+                                        "timeout": 9, "deadman_url": "https://hc.example/ping/1", "on_success": True}})
+    given = {"webhook_url": "https://hooks.example/task", "webhook_format": "slack"}
+    assert helpers.webhook_of(given, host["notify"]) == given
+    unset = {"webhook_url": None, "webhook_format": "json"}
+    fallback = helpers.webhook_of(unset, host["notify"])
+    assert fallback == {"webhook_url": "https://hooks.example/host", "webhook_format": "discord", "timeout": 9}
+    assert helpers.webhook_of(unset, None) is None and helpers.webhook_of(unset, validate(engine, {})["notify"]) is None
+    notify = helpers.build_config({}, notify=fallback)["notify"]
+    assert notify["deadman_url"] is None and notify["on_success"] is False and notify["timeout"] == 9
+    with pytest.raises(engine.errors.ConfigError, match=r"^notify.webhook_url: must be an http:// or https:// URL$"):
+        helpers.build_config({}, notify=dict(given, webhook_url="file:///etc/shadow"))

@@ -137,6 +137,10 @@ def _schema_pairs(monkeypatch):
         if "retention" in spec:
             pairs += [("%s.retention.%s" % (module, k), v, schema.RETENTION_FIELDS[k])
                       for k, v in spec["retention"]["options"].items()]
+        if "webhook_url" in spec:
+            pairs += [("%s.%s" % (module, k), spec[k], schema.NOTIFY_FIELDS[k]) for k in ("webhook_url", "webhook_format")]
+        if "notify_on_success" in spec:
+            pairs.append(("%s.notify_on_success" % module, spec["notify_on_success"], schema.NOTIFY_FIELDS["on_success"]))
     dump = specs["dump"]
     pairs += [("dump." + k, dump[k], schema.PROFILE_FIELDS[k]) for k in dump if k in schema.PROFILE_FIELDS and k != "db"]
     pairs += [("dump.encryption", dump["encryption"], schema.ENCRYPTION_FIELDS["mode"]),
@@ -159,10 +163,35 @@ def test_connection_and_offsite_specs_cover_the_schema(monkeypatch):
     # enabled and retention are settings of a scheduled run's configuration, not of one module call
     assert sorted(helpers.offsite_argument_spec()) == sorted(set(schema.OFFSITE_FIELDS) - {"enabled", "retention"})
     assert sorted(argument_spec("offsite", monkeypatch)["retention"]["options"]) == sorted(schema.RETENTION_FIELDS)
+    # what one task posts to; on_success, the dead-man's switch and the timeout belong to scheduled runs
+    assert sorted(helpers.notify_argument_spec()) == ["webhook_format", "webhook_url"]
+    assert set(helpers.notify_argument_spec()) <= set(schema.NOTIFY_FIELDS)
+
+
+def test_webhook_options_are_documented_once_in_the_notify_fragment(monkeypatch):
+    """Every module taking webhook_url takes both options from notify_argument_spec() and documents them only through
+    doc fragment lifeboat.backup.notify."""
+    helpers = Engine().module
+    shared = helpers.notify_argument_spec()
+    takers = []
+    for name in MODULES:
+        spec = argument_spec(name, monkeypatch)
+        if not set(shared) & set(spec):
+            continue
+        takers.append(name)
+        assert dict((k, spec[k]) for k in shared) == shared, name
+        sys.path.insert(0, COLLECTIONS)
+        try:
+            doc = yaml.safe_load(importlib.import_module("ansible_collections.lifeboat.backup.plugins.modules." + name).DOCUMENTATION)
+        finally:
+            sys.path.remove(COLLECTIONS)
+        assert "lifeboat.backup.notify" in doc["extends_documentation_fragment"], name
+        assert not set(shared) & set(doc.get("options") or {}), name
+    assert takers == ["drill", "rotate_password"]
 
 
 def test_secrets_are_no_log_in_every_module(monkeypatch):
-    secrets = {"login_password", "scratch_login_password", "access_key", "secret_key", "session_token"}
+    secrets = {"login_password", "scratch_login_password", "access_key", "secret_key", "session_token", "webhook_url"}
     leaks = []
     for name in MODULES:
         spec = argument_spec(name, monkeypatch)

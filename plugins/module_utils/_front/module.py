@@ -15,6 +15,7 @@ __metaclass__ = type
 from .._config.schema import (
     CONNECTION_FIELDS,
     DEFAULT_BACKUP_ROOT,
+    NOTIFY_FIELDS,
     OFFSITE_FIELDS,
     RETENTION_FIELDS,
     SSL_MODES,
@@ -56,6 +57,26 @@ def storage_argument_spec():
         log_dir=dict(type="path"),
         metrics_dir=dict(type="path"),
     )
+
+
+def notify_argument_spec():
+    """Options of doc fragment lifeboat.backup.notify: the webhook a failed task posts to (the URL is a secret)."""
+    return dict(
+        webhook_url=dict(type="str", no_log=True),
+        webhook_format=dict(type="str", choices=list(NOTIFY_FIELDS["webhook_format"].choices),
+                            default=NOTIFY_FIELDS["webhook_format"].default),
+    )
+
+
+def webhook_of(params, host_notify=None):
+    """The notify section from a module's webhook options or, without ``webhook_url``, the webhook of ``host_notify``
+    (the notify section of the host's lifeboat configuration), never its dead-man's switch: that one watches the
+    host's backups. None when there is no webhook."""
+    if params.get("webhook_url"):
+        return {"webhook_url": params["webhook_url"], "webhook_format": params["webhook_format"]}
+    if host_notify and host_notify.get("webhook_url"):
+        return dict((k, host_notify[k]) for k in ("webhook_url", "webhook_format", "timeout") if host_notify.get(k) is not None)
+    return None
 
 
 def selection_argument_spec():
@@ -115,7 +136,7 @@ def connection_of(params, prefix=""):
     return dict((k, params.get(prefix + k)) for k in CONNECTION_KEYS if params.get(prefix + k) is not None)
 
 
-def build_config(params, profiles=None, encryption=None):
+def build_config(params, profiles=None, encryption=None, notify=None):
     """The engine's configuration from module parameters (validated like lifeboat.yml)."""
     data = {
         "connection": connection_of(params),
@@ -126,13 +147,9 @@ def build_config(params, profiles=None, encryption=None):
     }
     if encryption:
         data["encryption"] = encryption
+    if notify:
+        data["notify"] = notify
     return validate_config(data)
-
-
-def host_profiles(path):
-    """The profiles and backup root of a host's lifeboat configuration (for actions that act on its backups)."""
-    config = load_config_file(path)
-    return config["profiles"], config["backup_root"]
 
 
 def run(module, action):
