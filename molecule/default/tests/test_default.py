@@ -182,16 +182,16 @@ def test_age_rotation_step_added_the_new_recipient_and_its_backup_opens_with_the
     new_identity = open(os.path.join(ephemeral, "age-identity-next.txt")).read()
     old_recipient = open(os.path.join(ephemeral, "age-recipient.txt")).read().strip()
     new_recipient = [line for line in new_identity.splitlines() if line.startswith("# public key: ")][0].split(": ")[1]
-    report = lifeboat(host, "identities", "--profile", "tickets")
+    report = lifeboat(host, "identities", "--profile", "full")
     assert dict((r["recipient"], r["current"]) for r in report["recipients"]) == {old_recipient: True, new_recipient: True}
 
-    newest = sorted(backups(host, "tickets"))[-1]
-    manifest = json.loads(host.file("/var/backups/lifeboat/tickets/%s/manifest.json" % newest).content_string)
+    newest = sorted(backups(host, "full"))[-1]
+    manifest = json.loads(host.file("/var/backups/lifeboat/full/%s/manifest.json" % newest).content_string)
     assert set(manifest["artifacts"][0]["recipients"]) == {old_recipient, new_recipient}
     host.run("install -m 0600 -o lifeboat -g lifeboat /dev/null /var/tmp/identity-next.txt")
     host.run("printf '%%s' %s > /var/tmp/identity-next.txt" % shlex.quote(new_identity))
     try:
-        verified = lifeboat(host, "verify", "--profile", "tickets", "--id", newest, "--level", "archive",
+        verified = lifeboat(host, "verify", "--profile", "full", "--id", newest, "--level", "archive",
                             "--identity", "/var/tmp/identity-next.txt")
     finally:
         host.run("rm -f /var/tmp/identity-next.txt")
