@@ -11,6 +11,7 @@ rotated per round so none always runs first or last:
   lifeboat_module  lifeboat.backup.dump (ansible-playbook), zstd + age
   lifeboat_cli     lifeboat backup (the CLI), zstd + age
   lifeboat_cli_level2  the same with compression_level 2 (the size/time trade-off)
+  lifeboat_cli_nosample  the same with content_sample: false (what the drill's content sample costs the dump)
   floor_socket / lifeboat_cli_socket  the floor and the CLI over the local Unix socket (the agent's
                    default connection) instead of TCP to 127.0.0.1
   *_small          the two lifeboat dumps of the small database (engine memory at a second size)
@@ -54,7 +55,7 @@ MIB = 1048576.0
 MB = 1000000.0  # the unit for verify throughput
 
 DUMPS = ["floor", "pgdb_pgc", "pgdb_sqlgz", "lifeboat_module", "lifeboat_cli", "lifeboat_cli_level2",
-         "floor_socket", "lifeboat_cli_socket", "lifeboat_module_small", "lifeboat_cli_small", "ansible_noop"]
+         "lifeboat_cli_nosample", "floor_socket", "lifeboat_cli_socket", "lifeboat_module_small", "lifeboat_cli_small", "ansible_noop"]
 RESTORES = ["pg_restore_j2", "lifeboat_restore_cli", "lifeboat_restore_module"]
 CHECKS = ["lifeboat_verify"]
 # Each is scripts/bench_<name>.py with run(bench) -> [row(...)] (see row below). Sections run after the rounds, on
@@ -150,7 +151,8 @@ class Bench:
             "backup_root": self.backup_root,
             "encryption": {"mode": "age", "recipients": [self.recipient]},
             "profiles": {"bench": {"db": "bench"}, "bench_small": {"db": "bench_small"},
-                         "bench_level2": {"db": "bench", "compression_level": 2}},
+                         "bench_level2": {"db": "bench", "compression_level": 2},
+                         "bench_nosample": {"db": "bench", "content_sample": False}},
         })
         over_socket = self.cluster.connection(login_unix_socket=self.cluster.socket_dir)
         del over_socket["login_host"]
@@ -300,6 +302,9 @@ class Bench:
     def m_lifeboat_cli_level2(self):
         return self._cli_dump("bench_level2")
 
+    def m_lifeboat_cli_nosample(self):
+        return self._cli_dump("bench_nosample")
+
     def m_lifeboat_cli_socket(self):
         return self._cli_dump("bench", config=self.socket_config)
 
@@ -412,6 +417,7 @@ def summarize(runs):
         "lifeboat_cli_vs_floor": _paired(runs, "lifeboat_cli", "floor"),
         "lifeboat_module_vs_floor": _paired(runs, "lifeboat_module", "floor"),
         "lifeboat_level2_vs_floor": _paired(runs, "lifeboat_cli_level2", "floor"),
+        "lifeboat_nosample_vs_floor": _paired(runs, "lifeboat_cli_nosample", "floor"),
         "lifeboat_socket_vs_floor_socket": _paired(runs, "lifeboat_cli_socket", "floor_socket"),
         "pgdb_pgc_vs_lifeboat_module": _paired(runs, "pgdb_pgc", "lifeboat_module"),
         "pgdb_pgc_vs_lifeboat_cli": _paired(runs, "pgdb_pgc", "lifeboat_cli"),
@@ -449,6 +455,7 @@ LABELS = {
     "lifeboat_module": "lifeboat.backup.dump (Ansible)",
     "lifeboat_cli": "lifeboat backup (CLI)",
     "lifeboat_cli_level2": "lifeboat backup, compression_level 2",
+    "lifeboat_cli_nosample": "lifeboat backup, content_sample false",
     "floor_socket": "floor over the local socket",
     "lifeboat_cli_socket": "lifeboat backup (CLI) over the local socket",
     "lifeboat_module_small": "lifeboat.backup.dump, small db",
@@ -464,6 +471,7 @@ LABELS = {
 RATIO_LABELS = {
     "lifeboat_module_vs_floor": "lifeboat.backup.dump (Ansible) / floor",
     "lifeboat_level2_vs_floor": "lifeboat backup at compression_level 2 / floor",
+    "lifeboat_nosample_vs_floor": "lifeboat backup without the drill's content sample / floor",
     "artifact_level2_vs_pgc": "artifact at compression_level 2 / postgresql_db .pgc (size)",
     "lifeboat_cli_cpu_vs_floor": "CPU seconds (client + server): lifeboat backup / floor",
     "lifeboat_cli_cpu_limit_vs_floor": "lower limit: lifeboat backup's CPU (client + server) / cores / floor wall time",
