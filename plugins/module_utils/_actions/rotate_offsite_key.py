@@ -77,8 +77,6 @@ class Request:
         self.force = bool(option["force"])
         self.iam_endpoint_url = option["iam_endpoint_url"]
         self.state_dir = option["state_dir"] or "%s/.rotation" % config["backup_root"].rstrip("/")
-        self.lock_wait = 0
-
 
     def _key_in_force(self):
         """The key the host uses now, from the first lifeboat configuration consumer's top-level offsite section.
