@@ -153,11 +153,10 @@ def _record_metrics(config, result, op):
         return
     role = role_of(result["user"])
     try:
+        values = {"lifeboat_credential_last_rotation_timestamp_seconds": created,
+                  "lifeboat_credential_age_seconds": round(time.time() - created, 3)}
         _metrics.update(config["metrics_dir"], "credential_offsite_%s" % _SAFE.sub("_", result["user"]), None,
-                        labels={"role": role}, values={
-                            "lifeboat_credential_last_rotation_timestamp_seconds": created,
-                            "lifeboat_credential_age_seconds": round(time.time() - created, 3),
-                        })
+                        labels={"role": role}, values=values)
     except LifeboatError as exc:
         op.warnings.append(str(exc))
 

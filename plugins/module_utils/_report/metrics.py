@@ -39,10 +39,10 @@ REGISTRY = {
     "lifeboat_offsite_failures_total": ("counter", "Failed pushes offsite and remote prunes."),
     "lifeboat_notify_failures_total": ("counter", "Webhook or dead-man's-switch deliveries that failed."),
     # Label role: a database role, or offsite:<IAM user> for an offsite access key (its CreateDate is the rotation).
-    "lifeboat_credential_last_rotation_timestamp_seconds": ("gauge", "Unix time the credential was last rotated "
-                                                            "(label role: a database role, or offsite:<IAM user>)."),
-    "lifeboat_credential_age_seconds": ("gauge", "Age of the credential when lifeboat last looked "
-                                               "(label role: a database role, or offsite:<IAM user>)."),
+    "lifeboat_credential_last_rotation_timestamp_seconds": (
+        "gauge", "Unix time the credential was last rotated (label role: a database role, or offsite:<IAM user>)."),
+    "lifeboat_credential_age_seconds": (
+        "gauge", "Age of the credential when lifeboat last looked (label role: a database role, or offsite:<IAM user>)."),
     # Written on the drill host, labelled profile and source_host, into lifeboat_drill_<profile>.prom.
     "lifeboat_drill_last_run_timestamp_seconds": ("gauge", "Unix time of the last recovery drill."),
     "lifeboat_drill_last_success_timestamp_seconds": ("gauge", "Unix time of the last recovery drill that passed its checks and objectives."),
