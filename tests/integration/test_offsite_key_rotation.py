@@ -201,6 +201,7 @@ def test_a_failing_test_step_deletes_the_new_key_leaves_the_old_one_and_posts_th
     audit = open(os.path.join(config["log_dir"], "audit.jsonl")).read()
     last = json.loads(audit.splitlines()[-1])
     assert last["action"] == "rotate" and last["result"] == "failed" and "testing the new key" in last["error"]
+    assert last["target"] == "offsite:%s" % name
     assert old_secret not in audit and old_secret not in hook["body"] and old_secret not in message
 
 

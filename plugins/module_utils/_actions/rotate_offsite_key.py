@@ -124,8 +124,8 @@ def rotate_key(config, via="module", check_mode=False, **options):
     try:
         with Operation(config, "rotate", doing, via, check_mode, keep=(ConfigError, LockError),
                        target=role_of(req.user) if req.user else None) as op, _one_at_a_time(req, check_mode):
-            result = rotation.run()
-            op.audit(target=role_of(result["user"]), detail=_detail(req, result))
+            result = rotation.run(known=lambda user: op.audit(target=role_of(user)))  # a failure's audit line names it too
+            op.audit(detail=_detail(req, result))
             if not check_mode:
                 _record_metrics(config, result, op)
     except LifeboatError as exc:
@@ -184,10 +184,11 @@ class _KeyRotation:
         self.user = req.user
         self.iam = None
 
-    def run(self):
+    def run(self, known=lambda user: None):
         req = self.req
         self.iam = _iam.Keys(req.target, req.admin, req.iam_endpoint_url)
         self.user = self.user or self.iam.caller()
+        known(self.user)
         keys = self.iam.list(self.user)
         if not keys and not self.iam.exists(self.user):
             raise ConfigError("IAM user %s does not exist at %s" % (self.user, self.iam.endpoint))
