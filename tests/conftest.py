@@ -70,6 +70,8 @@ ENGINE_MODULES = {
     "version": "_version",
     "operation": "_actions.operation",
     "rotate": "_actions.rotate",
+    "rotate_offsite_key": "_actions.rotate_offsite_key",
+    "iam": "_offsite.iam",
     "scram": "_postgres.scram",
     "roles": "_postgres.roles",
     "consumers": "_store.consumers",

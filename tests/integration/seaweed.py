@@ -3,6 +3,10 @@
 Every port is a free loopback port chosen at start, telemetry is off, data
 lives in a temporary directory. ``kill()`` and ``start()`` again (same ports,
 same data) let a test pull the plug in the middle of an upload.
+
+``SeaweedFS(directory, iam=True)`` also opens the IAM API on the S3 port for writes (``-s3.iam.readOnly=false``),
+so access keys can be created and deleted. The admin identity of ``-s3.config`` is static (IAM changes to it are
+silently ignored), so a user whose key is rotated is created in the filer through IAM: ``iam_user()``.
 """
 
 import json
@@ -34,8 +38,9 @@ def _free_port():
 
 
 class SeaweedFS:
-    def __init__(self, directory):
+    def __init__(self, directory, iam=False):
         self.directory = directory
+        self.iam_writes = iam
         self.data = os.path.join(directory, "data")
         os.makedirs(self.data, exist_ok=True)
         self.identities = os.path.join(directory, "identities.json")
@@ -59,7 +64,7 @@ class SeaweedFS:
             "-filer", "-filer.port=%d" % p["filer"], "-filer.port.grpc=%d" % p["filer_grpc"],
             "-s3", "-s3.port=%d" % p["s3"], "-s3.port.grpc=%d" % p["s3_grpc"], "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-s3.config=%s" % self.identities,
-        ]
+        ] + (["-s3.iam.readOnly=false"] if self.iam_writes else [])
 
     def start(self, timeout=90):
         with open(self.log, "ab") as log:
@@ -102,6 +107,31 @@ class SeaweedFS:
             region_name="us-east-1",
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": retries, "mode": "standard"}),
         )
+
+    def iam(self):
+        """An IAM client of the admin identity (the IAM API answers on the S3 port)."""
+        return boto3.client("iam", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                            region_name="us-east-1", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+    def iam_user(self, bucket, actions=("s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject")):
+        """A new IAM user in the filer allowed ``actions`` on ``bucket`` only: (name, access key id, secret key)."""
+        name = "backup-%s" % uuid.uuid4().hex[:8]
+        iam = self.iam()
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="%s-only" % bucket, PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": [
+                "arn:aws:s3:::%s" % bucket, "arn:aws:s3:::%s/*" % bucket]}]}))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return name, key["AccessKeyId"], key["SecretAccessKey"]
+
+    def key_ids(self, user):
+        return sorted(k["AccessKeyId"] for k in self.iam().list_access_keys(UserName=user)["AccessKeyMetadata"])
+
+    def client_of(self, access_key, secret_key):
+        """An S3 client holding one user's key only."""
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                            region_name="us-east-1",
+                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}))
 
     def bucket(self, object_lock=False):
         """A new bucket for one test."""

@@ -32,6 +32,7 @@ from .._actions import push as _push
 from .._actions import remote_prune as _offsite_prune
 from .._actions import restore as _restore
 from .._actions import rotate as _rotate
+from .._actions import rotate_offsite_key as _rotate_key
 from .._actions import scheduled_run as _run
 from .._actions import verify as _verify
 from .._config.schema import DEFAULT_CONFIG_PATH, get_profile, load_config_file
@@ -332,6 +333,59 @@ def cmd_rotate_password(config, args):
     return result, text
 
 
+ADMIN_ENVIRONMENT = {"access_key": "LIFEBOAT_IAM_ACCESS_KEY_ID", "secret_key": "LIFEBOAT_IAM_SECRET_ACCESS_KEY",
+                     "session_token": "LIFEBOAT_IAM_SESSION_TOKEN"}
+ADMIN_FILE_KEYS = {"access_key": "AWS_ACCESS_KEY_ID", "secret_key": "AWS_SECRET_ACCESS_KEY", "session_token": "AWS_SESSION_TOKEN"}
+
+
+def _admin_credentials(path):
+    """IAM admin credentials from a KEY=value file (AWS_ACCESS_KEY_ID, ...) or LIFEBOAT_IAM_* variables; never argv."""
+    if not path:
+        found = dict((k, os.environ.get(v)) for k, v in ADMIN_ENVIRONMENT.items() if os.environ.get(v))
+        return found or None
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            status = os.fstat(handle.fileno())
+            values = dict(line.strip().split("=", 1) for line in handle if "=" in line and not line.startswith("#"))
+    except OSError as exc:
+        raise ConfigError("--admin-file %s: %s" % (path, exc.strerror or exc))
+    if status.st_mode & 0o077:
+        raise ConfigError("--admin-file %s: holds a secret key but others may read it (mode %o); chmod 0600 it"
+                          % (path, status.st_mode & 0o777))
+    found = dict((k, values.get(v, "").strip()) for k, v in ADMIN_FILE_KEYS.items() if values.get(v, "").strip())
+    if not found.get("access_key") or not found.get("secret_key"):
+        raise ConfigError("--admin-file %s: needs AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines" % path)
+    return found
+
+
+def cmd_rotate_offsite_key(config, args):
+    """The host's offsite key, rotated when due: its configuration file is the consumer (and --consumer files)."""
+    consumers = [{"type": "lifeboat_config", "path": os.path.abspath(args.config)}]
+    for item in args.consumer:
+        kind, _sep, path = item.partition(":")
+        if kind not in ("env", "lifeboat_config") or not path:
+            raise ConfigError("--consumer must be env:PATH or lifeboat_config:PATH, got %r" % item)
+        consumers.append({"type": kind, "path": os.path.abspath(path)})
+    result = _rotate_key.rotate_key(config, via="cli", check_mode=args.dry_run, user=args.user, max_age=args.max_age,
+                                    force=args.force, admin=_admin_credentials(args.admin_file),
+                                    iam_endpoint_url=args.iam_endpoint_url, consumers=consumers, profile=args.profile,
+                                    state_dir=args.state_dir)
+    result.pop("rotated_epoch", None)
+    if result["rotated"]:
+        text = "rotated the offsite access key of IAM user %s: %s in force, %s deleted; consumers written: %s; tested: %s" % (
+            result["user"], result["active_key_id"], result["retired_key_id"], ", ".join(result["consumers"]),
+            "; ".join(result["tests"]))
+    elif args.dry_run and result["due"]:
+        text = "would rotate the offsite access key %s of IAM user %s; would write %s" % (
+            result["active_key_id"], result["user"], ", ".join(result["consumers"]))
+    else:
+        text = "the offsite access key %s of IAM user %s is not due until %s" % (
+            result["active_key_id"], result["user"], result["next_due"])
+    for warning in result["warnings"]:
+        text += "\nwarning: %s" % warning
+    return result, text
+
+
 def _which_backup(p):
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--profile", help="profile name (with --id, or the newest backup)")
@@ -425,6 +479,23 @@ def _operator_commands(command):
     p.add_argument("--test", action="append", default=[], metavar="SQL", help="a boolean SQL check the new login must pass")
     p.add_argument("--profile", action="append", default=[], help="profile to probe and hold (repeatable; default all)")
     p.add_argument("--db", help="database to test the login in (default: the first profile's)")
+    p.add_argument("--state-dir", help="rotation state directory (default <backup_root>/.rotation)")
+    p.add_argument("--dry-run", action="store_true", help="say whether it is due and what would change; change nothing")
+
+    p = command("rotate-offsite-key", cmd_rotate_offsite_key,
+                "rotate this host's offsite access key through the IAM API when older than --max-age: create, test, "
+                "switch, delete the old")
+    p.add_argument("--user", help="IAM user owning the key (default: the key's own user; needed with admin credentials)")
+    p.add_argument("--profile", help="rotate the key of this profile's offsite settings (default: the top level)")
+    p.add_argument("--max-age", default=_rotate_key.DEFAULT_MAX_AGE, help="rotate only when older (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="rotate even when younger than --max-age")
+    p.add_argument("--admin-file", metavar="PATH",
+                   help="0600 file with AWS_ACCESS_KEY_ID= and AWS_SECRET_ACCESS_KEY= lines for the IAM calls (default: "
+                        "LIFEBOAT_IAM_ACCESS_KEY_ID and LIFEBOAT_IAM_SECRET_ACCESS_KEY, else the key being rotated)")
+    p.add_argument("--iam-endpoint-url", help="IAM API URL (default: offsite.endpoint_url when set, else AWS IAM)")
+    p.add_argument("--consumer", action="append", default=[], metavar="TYPE:PATH",
+                   help="another file to write the new key to: env (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or "
+                        "lifeboat_config (repeatable; this configuration file is always written)")
     p.add_argument("--state-dir", help="rotation state directory (default <backup_root>/.rotation)")
     p.add_argument("--dry-run", action="store_true", help="say whether it is due and what would change; change nothing")
 

@@ -38,6 +38,14 @@ def _boto():
     return boto3, botocore
 
 
+def error_code(exc):
+    """The S3 or IAM error code of a ClientError ("InvalidAccessKeyId", "NoSuchBucket"), else None."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return str((response.get("Error") or {}).get("Code") or "") or None
+
+
 def b64(digest):
     return base64.b64encode(digest).decode("ascii")
 
@@ -91,7 +99,9 @@ class Remote:
     def error(self, exc, doing, key=""):
         """One OffsiteError naming the operation, the object and the cause; never credentials."""
         detail = self._detail(exc)
-        return OffsiteError("cannot %s %s: %s" % (doing, self.url(key), detail))
+        error = OffsiteError("cannot %s %s: %s" % (doing, self.url(key), detail))
+        error.code = error_code(exc)  # for a caller that waits out a key not valid yet (_actions/rotate_offsite_key)
+        return error
 
     def _detail(self, exc):
         errors = self._exceptions

@@ -5,7 +5,8 @@
 
 One file per profile (``lifeboat_<profile>.prom``), rewritten atomically so
 the collector never reads half a file. The previous file is the state: a
-counter is read back and incremented. Labels are profile and database (a drill: profile and source_host);
+counter is read back and incremented. Labels are profile and database (a drill: profile and source_host; a
+credential: role);
 no customer data, no secrets.
 """
 
@@ -37,8 +38,11 @@ REGISTRY = {
     "lifeboat_offsite_bytes": ("gauge", "Size of the artifacts of the last backup pushed offsite."),
     "lifeboat_offsite_failures_total": ("counter", "Failed pushes offsite and remote prunes."),
     "lifeboat_notify_failures_total": ("counter", "Webhook or dead-man's-switch deliveries that failed."),
-    "lifeboat_credential_last_rotation_timestamp_seconds": ("gauge", "Unix time the role's password was last rotated (label role)."),
-    "lifeboat_credential_age_seconds": ("gauge", "Age of the role's password when lifeboat last looked (label role)."),
+    # Label role: a database role, or offsite:<IAM user> for an offsite access key (its CreateDate is the rotation).
+    "lifeboat_credential_last_rotation_timestamp_seconds": (
+        "gauge", "Unix time the credential was last rotated (label role: a database role, or offsite:<IAM user>)."),
+    "lifeboat_credential_age_seconds": (
+        "gauge", "Age of the credential when lifeboat last looked (label role: a database role, or offsite:<IAM user>)."),
     # Written on the drill host, labelled profile and source_host, into lifeboat_drill_<profile>.prom.
     "lifeboat_drill_last_run_timestamp_seconds": ("gauge", "Unix time of the last recovery drill."),
     "lifeboat_drill_last_success_timestamp_seconds": ("gauge", "Unix time of the last recovery drill that passed its checks and objectives."),

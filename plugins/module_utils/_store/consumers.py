@@ -3,6 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The files a credential lives in on a host: a libpq passfile, an env file, the lifeboat configuration.
 
+A database password goes into any of the three (``render``); an offsite access key into an env file or the
+lifeboat configuration's offsite sections (``render_offsite_key``).
+
 Each is rewritten whole, atomically (a reader opening it per connection sees the old file or the new one, never
 half), with its owner and group and a private mode, and nothing else in it changes: other passfile lines and other
 env keys stay. Writing returns the previous bytes, so a failed rotation can put every file back as it was.
@@ -83,11 +86,14 @@ def render(consumer, old, login, password, logins):
         entry = ":".join(_passfile_escape(v) for v in ours + [login, password])
         return ("\n".join([entry] + kept) + "\n").encode("utf-8")  # first matching line wins in libpq
     if kind == "env":
-        values = {consumer["key"]: password, consumer["user_key"]: login}
-        lines = [line for line in text.splitlines() if line.split("=", 1)[0].strip() not in values]
-        lines += ["%s=%s" % (key, value) for key, value in values.items()]
-        return ("\n".join(lines) + "\n").encode("utf-8")
+        return _env_text(text, {consumer["key"]: password, consumer["user_key"]: login})
     return _config_text(consumer, text, login, password)
+
+
+def _env_text(text, values):
+    lines = [line for line in text.splitlines() if line.split("=", 1)[0].strip() not in values]
+    lines += ["%s=%s" % (key, value) for key, value in values.items()]
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _ours(line, ours, logins):
@@ -96,6 +102,52 @@ def _ours(line, ours, logins):
 
 
 def _config_text(consumer, text, login, password):
+    data = _config_data(consumer, text)
+    connection = dict(data.get("connection") or {})
+    connection.update(login_user=login, login_password=password)
+    connection.pop("passfile", None)  # libpq would prefer nothing over the password, but one source is clearer
+    data["connection"] = connection
+    return yaml_dump(data)
+
+
+def render_offsite_key(consumer, old, old_id, key_id, secret):
+    """The new contents (bytes) of one consumer file holding the offsite access key ``key_id``/``secret``.
+
+    ``env``: its ``user_key`` (the key id) and ``key`` (the secret) lines are replaced, other lines stay.
+    ``lifeboat_config``: every offsite section (top level, profiles' overrides) holding ``old_id`` gets the new key;
+    when none holds a key at all, the top level does. A file holding other keys but not ``old_id`` is refused: it
+    belongs to another user, and rewriting it would cut its hosts off.
+    """
+    text = old.decode("utf-8") if old else ""
+    if consumer["type"] == "env":
+        return _env_text(text, {consumer["key"]: secret, consumer["user_key"]: key_id})
+    if consumer["type"] != "lifeboat_config":
+        raise ConfigError("consumers: an offsite access key goes into env or lifeboat_config files, not %s" % consumer["type"])
+    data = _config_data(consumer, text)
+    sections = _offsite_sections(data, create=True)
+    ours = [section for section in sections if section.get("access_key") == old_id]
+    if not ours:
+        if any(section.get("access_key") for section in sections):
+            raise ConfigError("consumers: %s holds offsite keys, but not %s, the key being rotated; not rewriting it"
+                              % (consumer["path"], old_id))
+        ours = sections[:1]
+    for section in ours:
+        section.update(access_key=key_id, secret_key=secret)
+        section.pop("session_token", None)  # belongs to temporary credentials, never to a user's access key
+    return yaml_dump(data)
+
+
+def offsite_keys_of(consumer, data):
+    """(key id, secret) pairs a client reading this file finds: one for env, one per offsite section for lifeboat_config."""
+    text = data.decode("utf-8") if data else ""
+    if consumer["type"] == "env":
+        values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        return [(values.get(consumer["user_key"]), values.get(consumer["key"]))]
+    return [(s.get("access_key"), s.get("secret_key")) for s in _offsite_sections(_config_data(consumer, text), create=False)
+            if s.get("access_key")]
+
+
+def _config_data(consumer, text):
     import yaml  # the CLI needs PyYAML anyway; module hosts get it with ansible
 
     try:
@@ -104,10 +156,23 @@ def _config_text(consumer, text, login, password):
         raise ConfigError("consumers: %s is not valid YAML: %s" % (consumer["path"], exc))
     if not isinstance(data, dict):
         raise ConfigError("consumers: %s is not a lifeboat configuration (a mapping)" % consumer["path"])
-    connection = dict(data.get("connection") or {})
-    connection.update(login_user=login, login_password=password)
-    connection.pop("passfile", None)  # libpq would prefer nothing over the password, but one source is clearer
-    data["connection"] = connection
+    return data
+
+
+def _offsite_sections(data, create):
+    """The top-level offsite section first (created when asked), then each profile's override, as live dicts."""
+    if create and not isinstance(data.get("offsite"), dict):
+        data["offsite"] = {}
+    found = [data["offsite"]] if isinstance(data.get("offsite"), dict) else []
+    for profile in (data.get("profiles") or {}).values():
+        if isinstance(profile, dict) and isinstance(profile.get("offsite"), dict):
+            found.append(profile["offsite"])
+    return found
+
+
+def yaml_dump(data):
+    import yaml
+
     return yaml.safe_dump(data, default_flow_style=False, sort_keys=False).encode("utf-8")
 
 
