@@ -18,7 +18,7 @@ TABLES = ["public.users", "public.orders", "public.payments", "public.tickets"]
 
 
 @pytest.mark.parametrize("path, kind, owner, group, mode", [
-    ("/etc/lifeboat", "directory", "root", USER, 0o750),
+    ("/etc/lifeboat", "directory", USER, USER, 0o750),  # the backup user's rotations replace files there
     ("/etc/lifeboat/lifeboat.yml", "file", USER, USER, 0o600),
     ("/etc/lifeboat/pgpass", "file", USER, USER, 0o600),
     ("/var/backups/lifeboat", "directory", USER, USER, 0o700),
@@ -196,3 +196,19 @@ def test_age_rotation_step_added_the_new_recipient_and_its_backup_opens_with_the
     finally:
         host.run("rm -f /var/tmp/identity-next.txt")
     assert verified["ok"] is True
+
+
+def test_the_backup_user_rotates_its_own_password_from_the_host_and_backups_go_on(host):
+    """The cron line docs/rotation.md gives a host without a controller: in_place, the passfile replaced in one
+    rename inside /etc/lifeboat. Last: the scenario's password is a new one afterwards."""
+    before = host.file("/etc/lifeboat/pgpass").content_string
+    rotated = lifeboat(host, "rotate-password", "--force")
+    assert rotated["rotated"] is True and rotated["consumers"] == ["/etc/lifeboat/pgpass"]
+    passfile = host.file("/etc/lifeboat/pgpass")
+    lines = passfile.content_string.splitlines()
+    # The login's own entry comes first (libpq takes the first match); the role's catch-all line stays for others.
+    assert lines[0].startswith("*:*:*:lifeboat_backup:") and lines[1:] == before.splitlines()
+    assert (passfile.user, passfile.group, passfile.mode) == (USER, USER, 0o600)
+    assert lifeboat(host, "check-config", "--connect")["pg_dump_major"] == 15
+    result = run_as_cron(host, cron_entries(host)["tickets"][2])
+    assert result.rc == 0, host.file("/var/log/lifeboat/tickets.log").content_string
