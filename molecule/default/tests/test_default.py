@@ -125,7 +125,8 @@ def test_cron_entry_takes_a_verified_backup_that_restores(host):
     assert listed["full"]["health"]["newest_verified_id"] == backup["id"]
 
     # The restore side holds the identity; the host only ever had the public key.
-    identity = open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "age-identity.txt")).read()
+    # side_effect rotated the identity (overlap, then finish): new backups open with the new one only.
+    identity = open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "age-identity-next.txt")).read()
     host.run("install -m 0600 -o lifeboat -g lifeboat /dev/null /var/tmp/identity.txt")
     host.run("printf '%%s' %s > /var/tmp/identity.txt" % shlex.quote(identity))
     try:
@@ -175,19 +176,23 @@ def test_drill_entry_plans_the_newest_backup_and_its_lock_keeps_a_second_one_out
     assert len(host.file("/var/log/lifeboat/full.drill.log").content_string.splitlines()) == lines
 
 
-def test_age_rotation_step_added_the_new_recipient_and_its_backup_opens_with_the_new_identity(host):
-    """side_effect ran rotate_credentials' age step (phase overlap) with a new identity kept on the controller."""
+def test_age_rotation_left_the_new_recipient_alone_and_the_old_one_retired(host):
+    """side_effect ran rotate_credentials' age step, overlap then finish, with a new identity kept on the controller."""
     ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
     assert os.stat(os.path.join(ephemeral, "age-identity-next.txt")).st_mode & 0o777 == 0o600
     new_identity = open(os.path.join(ephemeral, "age-identity-next.txt")).read()
     old_recipient = open(os.path.join(ephemeral, "age-recipient.txt")).read().strip()
     new_recipient = [line for line in new_identity.splitlines() if line.startswith("# public key: ")][0].split(": ")[1]
     report = lifeboat(host, "identities", "--profile", "full")
-    assert dict((r["recipient"], r["current"]) for r in report["recipients"]) == {old_recipient: True, new_recipient: True}
+    assert dict((r["recipient"], r["current"]) for r in report["recipients"]) == {old_recipient: False, new_recipient: True}
+    # Every backup the old identity opens was made during the overlap: the new one opens them too.
+    assert [r["needed_by"] for r in report["recipients"] if r["recipient"] == old_recipient] == [[]]
 
-    newest = sorted(backups(host, "full"))[-1]
-    manifest = json.loads(host.file("/var/backups/lifeboat/full/%s/manifest.json" % newest).content_string)
-    assert set(manifest["artifacts"][0]["recipients"]) == {old_recipient, new_recipient}
+    ids = sorted(backups(host, "full"))
+    recipients = [set(json.loads(host.file("/var/backups/lifeboat/full/%s/manifest.json" % i).content_string)
+                      ["artifacts"][0]["recipients"]) for i in ids]
+    assert {old_recipient, new_recipient} in recipients and recipients[-1] == {new_recipient}
+    newest = [i for i, r in zip(ids, recipients) if r == {old_recipient, new_recipient}][-1]  # the overlap's proof
     host.run("install -m 0600 -o lifeboat -g lifeboat /dev/null /var/tmp/identity-next.txt")
     host.run("printf '%%s' %s > /var/tmp/identity-next.txt" % shlex.quote(new_identity))
     try:
@@ -200,7 +205,7 @@ def test_age_rotation_step_added_the_new_recipient_and_its_backup_opens_with_the
 
 def test_the_backup_user_rotates_its_own_password_from_the_host_and_backups_go_on(host):
     """The cron line docs/rotation.md gives a host without a controller: in_place, the passfile replaced in one
-    rename inside /etc/lifeboat. Last: the scenario's password is a new one afterwards."""
+    rename inside /etc/lifeboat. Last of this file: the scenario's password is a new one afterwards."""
     before = host.file("/etc/lifeboat/pgpass").content_string
     rotated = lifeboat(host, "rotate-password", "--force")
     assert rotated["rotated"] is True and rotated["consumers"] == ["/etc/lifeboat/pgpass"]

@@ -459,9 +459,8 @@ def run_checks(connection, database, manifest, profile_checks, jobs=1):
     """
     session = _pg.Session(connection, database)
     try:
-        # In this thread first: the session's password file is made once, before the workers share it.
         indexes, amcheck_error = _btree_indexes(session)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs or 1)) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             counts = pool.submit(_check, "row counts and freshness", lambda: _counts(session, manifest))
             sample = pool.submit(_check, "content sample", lambda: _sample(session, manifest))
             damage = [pool.submit(_index_damage, session, index) for index in indexes]
@@ -495,11 +494,15 @@ def _btree_indexes(session):
     except LifeboatError as exc:
         return [], " ".join(str(exc).split())
     try:
-        _pg.query(handle, "CREATE EXTENSION IF NOT EXISTS amcheck")
-        return _pg.query(handle, _BTREE_INDEXES), None
-    except DatabaseError as exc:
-        return [], ("cannot create extension amcheck in the scratch database (install postgresql-contrib; the drill's "
-                    "role needs to be allowed to create it): %s" % " ".join(str(exc).split()))
+        try:
+            _pg.query(handle, "CREATE EXTENSION IF NOT EXISTS amcheck")
+        except DatabaseError as exc:
+            return [], ("cannot create extension amcheck in the scratch database (install postgresql-contrib; the "
+                        "drill's role needs to be allowed to create it): %s" % " ".join(str(exc).split()))
+        try:
+            return _pg.query(handle, _BTREE_INDEXES), None
+        except DatabaseError as exc:
+            return [], "cannot list the B-tree indexes: %s" % " ".join(str(exc).split())
     finally:
         handle.close()
 
