@@ -212,15 +212,12 @@ tests:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import rotate_offsite_key as _rotate_key
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
-    build_config, offsite_argument_spec, offsite_of, run, storage_argument_spec,
+    build_config, consumer_file_options, offsite_argument_spec, offsite_of, run, storage_argument_spec,
 )
 
 CONSUMER_OPTIONS = dict(
+    consumer_file_options(),
     type=dict(type="str", required=True, choices=["lifeboat_config", "env"]),
-    path=dict(type="path", required=True),
-    owner=dict(type="str"),
-    group=dict(type="str"),
-    mode=dict(type="str", default="0600"),
     key=dict(type="str", default=_rotate_key.ENV_KEYS["key"], no_log=False),
     id_key=dict(type="str", default=_rotate_key.ENV_KEYS["user_key"], no_log=False),
 )

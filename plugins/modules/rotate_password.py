@@ -272,17 +272,15 @@ tests:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import rotate as _rotate
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
-    build_config, config_from_file, connection_argument_spec, notify_argument_spec, run, storage_argument_spec, webhook_of,
+    build_config, config_from_file, connection_argument_spec, consumer_file_options, notify_argument_spec, run,
+    storage_argument_spec, webhook_of,
 )
 
 CONSUMER_OPTIONS = dict(
+    consumer_file_options(),
     type=dict(type="str", required=True, choices=["passfile", "env", "lifeboat_config"]),
-    path=dict(type="path", required=True),
-    owner=dict(type="str"),
-    group=dict(type="str"),
-    mode=dict(type="str", default="0600"),
-    key=dict(type="str", default="PGPASSWORD", no_log=False),
-    user_key=dict(type="str", default="PGUSER", no_log=False),
+    key=dict(type="str", default=_rotate.ENV_KEYS["key"], no_log=False),
+    user_key=dict(type="str", default=_rotate.ENV_KEYS["user_key"], no_log=False),
     host=dict(type="str", default="*"),
     port=dict(type="str", default="*"),
     database=dict(type="str", default="*"),

@@ -7,7 +7,7 @@ import pytest
 
 
 def consumer(engine, **item):
-    return engine.consumers.normalize(item)
+    return engine.consumers.normalize(item, engine.rotate.ENV_KEYS)
 
 
 def test_passfile_replaces_only_the_line_of_the_rotated_login_first(engine, tmp_path):

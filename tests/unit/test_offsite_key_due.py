@@ -35,7 +35,7 @@ def test_two_keys_refusal_names_the_limit_the_spare_key_and_the_fix(engine):
 
 
 def consumer(engine, **item):
-    return engine.consumers.normalize(item)
+    return engine.consumers.normalize(item, engine.rotate_offsite_key.ENV_KEYS)
 
 
 def test_lifeboat_config_gets_the_new_key_wherever_the_old_one_was(engine, tmp_path):

@@ -49,6 +49,8 @@ from .._store.files import ProfileLock, ensure_dir
 from .operation import Operation
 
 STRATEGIES = ("alternate", "in_place")
+# The variables of an env consumer unless it names others: what libpq and most clients read.
+ENV_KEYS = {"key": "PGPASSWORD", "user_key": "PGUSER"}
 DEFAULT_MAX_AGE = "30d"
 DEFAULT_GRACE = "1h"
 PASSWORD_BYTES = 32  # token_urlsafe: 43 characters of [A-Za-z0-9_-]
@@ -78,7 +80,7 @@ class Request:
         self.max_age = _seconds("max_age", option["max_age"])
         self.grace = _seconds("grace", option["grace"])
         self.force, self.revoke = bool(option["force"]), bool(option["revoke"])
-        self.consumers = [_consumers.normalize(c) for c in consumers or ()]
+        self.consumers = [_consumers.normalize(c, ENV_KEYS) for c in consumers or ()]
         self.tests = list(tests or ())
         self.db = option["db"] or config["connection"].get("maintenance_db") or "postgres"
         self.profiles = [(name, get_profile(config, name)) for name in profiles or ()]

@@ -53,7 +53,7 @@ class Request:
             raise TypeError("unknown key rotation options: %s" % ", ".join(unknown))
         option = dict(self.DEFAULTS, **options)
         consumers = list(option["consumers"] or ()) or [{"type": "lifeboat_config", "path": option["config_path"]}]
-        self.consumers = [_consumers.normalize(dict(ENV_KEYS, **c) if c.get("type") == "env" else c) for c in consumers]
+        self.consumers = [_consumers.normalize(c, ENV_KEYS) for c in consumers]
         bad = [c["path"] for c in self.consumers if c["type"] not in ("env", "lifeboat_config")]
         if bad:
             raise ConfigError("consumers: an offsite access key goes into env or lifeboat_config files, not %s" % ", ".join(bad))

@@ -59,6 +59,16 @@ def storage_argument_spec():
     )
 
 
+def consumer_file_options():
+    """Suboptions every rotation's consumers share: the file written and its owner, group and mode."""
+    return dict(
+        path=dict(type="path", required=True),
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        mode=dict(type="str", default="0600"),
+    )
+
+
 def notify_argument_spec():
     """Options of doc fragment lifeboat.backup.notify: the webhook a failed task posts to (the URL is a secret)."""
     return dict(

@@ -28,8 +28,12 @@ KINDS = ("passfile", "env", "lifeboat_config")
 PRIVATE_BITS = stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP  # never for others; group may at most read
 
 
-def normalize(consumer):
-    """A consumer with its defaults, or ConfigError naming what is wrong."""
+def normalize(consumer, env_keys):
+    """A consumer with its defaults, or ConfigError naming what is wrong.
+
+    ``env_keys``: the variables an env file holds the secret and its login (or key id) in unless the consumer names
+    them, {"key": ..., "user_key": ...}; each rotation declares its own (PGPASSWORD or AWS_SECRET_ACCESS_KEY...).
+    """
     item = dict((k, v) for k, v in dict(consumer).items() if v is not None)
     kind = item.get("type")
     if kind not in KINDS:
@@ -45,8 +49,7 @@ def normalize(consumer):
         raise ConfigError("consumers: mode %o of %s would let others read a password; use 0600 (or 0640)" % (mode, item["path"]))
     item["mode"] = mode
     if kind == "env":
-        item.setdefault("key", "PGPASSWORD")
-        item.setdefault("user_key", "PGUSER")
+        item = dict(env_keys, **item)
     if kind == "passfile":
         for field in ("host", "port", "database"):
             item[field] = str(item.get(field) or "*")
