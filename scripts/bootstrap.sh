@@ -40,3 +40,14 @@ fi
 # ansible finds the collection through this path, without building or installing it.
 mkdir -p .build/collections/ansible_collections/lifeboat
 ln -sfn ../../../.. .build/collections/ansible_collections/lifeboat/backup
+
+# The tests run the engine and read role files as other local users (nobody, prometheus): a checkout in a private
+# directory (mktemp -d makes it 0700) shuts them out. The checkout gets search and read for others, never write.
+if [ "$what" = test ] && [ "$(( 0$(stat -c %a .) & 1 ))" -eq 0 ]; then
+  echo "bootstrap: the tests run parts of this checkout as other local users: chmod o+rx $PWD"
+  chmod o+rx .
+fi
+if [ "$what" = test ] && command -v runuser >/dev/null && [ "$(id -u)" -eq 0 ] && ! runuser -u nobody -- test -r "$PWD/bin/lifeboat"; then
+  echo "bootstrap: warning: user nobody cannot read $PWD/bin/lifeboat (a directory above it is private); the tests" \
+       "that run as other local users will fail: clone into a directory they can search" >&2
+fi
