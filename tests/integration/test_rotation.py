@@ -413,10 +413,13 @@ def test_a_failed_rotation_posts_the_webhook_without_any_secret(engine, logged, 
     try:
         make_app(logged, "alerts")
         env = str(root / "alerts.env")
-        config = config_for(engine, logged, root, notify={"webhook_url": receiver.url("ok", "hook")})
+        # The configuration's dead-man's switch watches the backups: a failed rotation must not ping it.
+        config = config_for(engine, logged, root, notify={"webhook_url": receiver.url("ok", "hook"),
+                                                          "deadman_url": receiver.url("ok", "deadman")})
         with pytest.raises(engine.errors.DatabaseError):
             engine.rotate.rotate(config, role="alerts", db="alerts", consumers=[{"type": "env", "path": env}],
                                  tests=["has_table_privilege('orders', 'INSERT')"])
+        assert [path for path in receiver.paths() if path.startswith("/ok/deadman")] == []
         (hook,) = receiver.to("/ok/hook")
         body = json.loads(hook["body"])
         assert body["status"] == "failure" and "rotate-password:alerts" in body["summary"]

@@ -388,9 +388,7 @@ class _Run:
         return urls
 
     def _notify(self, document, error):
-        notifier = _notify.Notifier(self.config, self.profile)
-        # The profile's dead-man's switch watches its backups; a drill must not ping it.
-        notifier.settings = dict(notifier.settings, deadman_url=None)
+        notifier = _notify.Notifier(self.config, self.profile, deadman=False)
         failed_stage = next((name for name in STAGES if self.stages[name]["outcome"] not in ("ok", "not run", "kept")), None)
         summary = {"duration_seconds": round(time.time() - self.started, 1), "failed_step": "drill " + (failed_stage or "objectives"),
                    "backup": {"id": (document["backup"] or {}).get("id")}}

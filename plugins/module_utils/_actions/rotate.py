@@ -162,7 +162,7 @@ def _record_metrics(config, role, result, op):
 
 
 def _notify_failure(config, role, started, error):
-    notifier = _notify.Notifier(config, "rotate-password:%s" % role)
+    notifier = _notify.Notifier(config, "rotate-password:%s" % role, deadman=False)
     report = {"failed_step": "rotate", "duration_seconds": round(time.time() - started, 3)}
     notifier.failure(report, error)
 

@@ -162,7 +162,7 @@ def _record_metrics(config, result, op):
 
 
 def _notify_failure(config, user, started, error):
-    notifier = _notify.Notifier(config, "rotate-offsite-key:%s" % user)
+    notifier = _notify.Notifier(config, "rotate-offsite-key:%s" % user, deadman=False)
     notifier.failure({"failed_step": "rotate-offsite-key", "duration_seconds": round(time.time() - started, 3)}, error)
 
 

@@ -126,12 +126,18 @@ class Delivery(threading.Thread):
 
 
 class Notifier:
-    """Notifications of one scheduled run of one profile."""
+    """Notifications of one scheduled run of one profile.
 
-    def __init__(self, config, profile_name):
+    ``deadman``: False for what is not a backup (a drill, a rotation): the dead-man's switch watches the backups, and
+    a ping from anything else would say they failed, or that they ran.
+    """
+
+    def __init__(self, config, profile_name, deadman=True):
         self.config = config
         self.profile = profile_name
         self.settings = settings_for(config, profile_name)
+        if not deadman:
+            self.settings = dict(self.settings, deadman_url=None)
         self.secrets = configured_secrets(config, self.settings)
         self.timeout = self.settings.get("timeout") or 5
         self.deliveries = []  # outcomes, for the run's report
