@@ -30,6 +30,7 @@ requirements:
 extends_documentation_fragment:
   - lifeboat.backup.offsite
   - lifeboat.backup.storage
+  - lifeboat.backup.notify
 attributes:
   check_mode:
     support: full
@@ -123,8 +124,11 @@ notes:
   - C(changed) is true when a key was (or would be) rotated; a rerun within O(max_age) reports no change.
   - Writes one audit line per run (user, key ids, consumers written, test result; never the secret), metrics
     C(lifeboat_credential_last_rotation_timestamp_seconds) and C(lifeboat_credential_age_seconds) with label
-    C(role=offsite:<user>), and posts the webhook of the configuration's C(notify) section on failure when run
-    through C(lifeboat rotate-offsite-key).
+    C(role=offsite:<user>).
+  - A failed rotation (not in check mode) posts O(webhook_url) as C(rotate-offsite-key:<user>), with the error and
+    never a secret. Without O(webhook_url), it posts the C(webhook_url) of O(lifeboat_config)'s C(notify) section in
+    its C(webhook_format) when that file exists, as C(lifeboat rotate-offsite-key) does; never the dead-man's switch,
+    which watches the host's backups.
   - "The IAM permissions needed on the user: C(iam:ListAccessKeys), C(iam:CreateAccessKey), C(iam:DeleteAccessKey),
     C(iam:GetUser); the user's S3 permissions must allow C(s3:ListBucket), C(s3:PutObject), C(s3:GetObject) and
     C(s3:DeleteObject) under O(prefix)."
@@ -209,10 +213,13 @@ tests:
   sample: ["list s3://backups/lifeboat/", "put, get (bytes compared) and delete s3://backups/lifeboat/.lifeboat-key-probe-1f2e"]
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lifeboat.backup.plugins.module_utils._actions import rotate_offsite_key as _rotate_key
 from ansible_collections.lifeboat.backup.plugins.module_utils._front.module import (
-    build_config, consumer_file_options, offsite_argument_spec, offsite_of, run, storage_argument_spec,
+    build_config, config_from_file, consumer_file_options, notify_argument_spec, offsite_argument_spec, offsite_of, run,
+    storage_argument_spec, webhook_of,
 )
 
 CONSUMER_OPTIONS = dict(
@@ -239,6 +246,7 @@ def _consumers(items):
 def main():
     argument_spec = offsite_argument_spec()
     argument_spec.update(storage_argument_spec())
+    argument_spec.update(notify_argument_spec())
     argument_spec.update(
         user=dict(type="str"),
         admin_access_key=dict(type="str", no_log=True),
@@ -256,7 +264,8 @@ def main():
     params = module.params
 
     def action():
-        config = build_config(params)
+        host = config_from_file(params["lifeboat_config"]) if os.path.exists(params["lifeboat_config"]) else None
+        config = build_config(params, notify=webhook_of(params, host and host["notify"]))
         config["offsite"] = offsite_of(params)
         admin = dict(access_key=params["admin_access_key"], secret_key=params["admin_secret_key"],
                      session_token=params["admin_session_token"])

@@ -235,3 +235,65 @@ def test_a_user_with_two_keys_is_refused_naming_the_key_to_delete(engine, s3, us
 def works_to_list(s3, bucket, key_id, secret):
     s3.client_of(key_id, secret).list_objects_v2(Bucket=bucket)
     return True
+
+
+def test_rotate_credentials_playbook_rotates_the_key_the_host_pushes_with(s3, user, tmp_path, receiver):
+    """Playbook rotate_credentials with rotate_credentials_offsite, as a monthly AWX schedule runs it: the inventory
+    still holds the key of the agent role's first run; the host's configuration holds the one in force and is the key
+    rotated. Then a rerun within max_age changes nothing, and a forced run against a bucket the user may not reach fails
+    the host naming the offsite key, posts the inventory's webhook and leaves the key in force. At -vvv no secret shows."""
+    import getpass
+
+    from conftest import VENV_BIN, ansible_env
+
+    bucket, name, old_id, old_secret = user
+    config = host_config(tmp_path, s3, bucket, old_id, old_secret)
+    inventory_offsite = dict(s3.target(bucket, access_key=old_id, secret_key=old_secret), prefix="lifeboat")
+    settings = {"rotate_credentials_hosts": "localhost", "agent_user": getpass.getuser(), "ansible_become_method": "su",
+                "agent_offsite": inventory_offsite, "agent_backup_root": str(tmp_path / "backups"),
+                "agent_log_dir": str(tmp_path / "log"), "agent_metrics_dir": str(tmp_path / "metrics"),
+                "agent_notify": {"webhook_url": receiver.url("ok", "hook")},
+                "rotate_credentials_offsite": {"lifeboat_config": str(config), "force": True}}
+
+    def play(**overrides):
+        extra = tmp_path / "extra.json"
+        extra.write_text(json.dumps(dict(settings, **overrides)))
+        extra.chmod(0o600)
+        return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "rotate_credentials.yml"),
+                               "-i", os.path.join(REPO, "inventories", "local"), "-e", "@" + str(extra), "-vvv"],
+                              capture_output=True, text=True, timeout=300, check=False,
+                              env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1"))
+
+    first = play()
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    held = offsite_of(config)
+    assert held["access_key"] != old_id and s3.key_ids(name) == [held["access_key"]]
+    assert "offsite key of %s: active %s, rotated True" % (name, held["access_key"]) in first.stdout
+    assert "deleted %s" % old_id in first.stdout
+    assert refusal(s3, bucket, old_id, old_secret) is not None and works(s3, bucket, held["access_key"], held["secret_key"])
+
+    rerun = play(rotate_credentials_offsite={"lifeboat_config": str(config)})
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "offsite key of %s: active %s, rotated False" % (name, held["access_key"]) in rerun.stdout
+    assert offsite_of(config) == held and receiver.requests == []
+
+    denied = play(agent_offsite=dict(inventory_offsite, bucket="no-such-bucket-%s" % name))
+    assert denied.returncode != 0
+    assert "Credential rotation failed on localhost for the offsite key (the old credentials stay in force)" in denied.stdout
+    assert offsite_of(config) == held and s3.key_ids(name) == [held["access_key"]]
+    (hook,) = receiver.to("/ok/hook")
+    assert "rotate-offsite-key:" in json.loads(hook["body"])["summary"]
+    for secret in (held["secret_key"], old_secret):
+        assert secret not in first.stdout + first.stderr + rerun.stdout + denied.stdout + denied.stderr + hook["body"]
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    from test_notify import Receiver  # the real HTTP receiver of the notification tests
+
+    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(variable, raising=False)  # loopback only, never through a proxy (ansible's children inherit this)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    server = Receiver()
+    yield server
+    server.close()

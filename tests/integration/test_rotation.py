@@ -402,6 +402,19 @@ def test_module_and_playbook_rotate_with_nothing_secret_in_vvv_output(engine, lo
         assert secret not in output
     assert login(logged, *env_credential(env), db="billing") == "billing_b"
 
+    # A role whose new login fails its test: every step is still tried, then the host fails naming the role.
+    failing = dict(json.loads(extra.read_text()), rotate_credentials_roles=[
+        {k: args[k] for k in ("role", "db", "grace", "consumers")} | {"test": ["has_table_privilege('orders', 'DELETE')"]}])
+    extra.write_text(json.dumps(failing))
+    denied = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "rotate_credentials.yml"),
+                             "-i", os.path.join(REPO, "inventories", "local"), "-e", "@" + str(extra)],
+                            capture_output=True, text=True, timeout=300, check=False,
+                            env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1"))
+    assert denied.returncode != 0
+    assert "Credential rotation failed on localhost for billing (the old credentials stay in force)" in denied.stdout, \
+        denied.stdout[-3000:]
+    assert login(logged, *env_credential(env), db="billing") == "billing_b"
+
 
 def test_a_failed_rotation_posts_the_webhook_without_any_secret(engine, logged, root, monkeypatch):
     from test_notify import Receiver
