@@ -101,6 +101,24 @@ def test_a_remote_manifest_under_another_id_is_damaged_and_latest_refuses_it(cli
     assert "records backup_id %r" % pushed["id"] in by_id.stderr, by_id.stderr
 
 
+def test_a_remote_backup_copied_under_another_hosts_prefix_is_damaged_there(cli, config, s3, bucket):
+    """db2 pulling "its" newest must not get db1's data: the manifest records db1."""
+    pushed = _backup_and_push(cli, config)
+    client = s3.client()
+    for key in s3.keys(bucket, _prefix(pushed["id"])):
+        client.copy_object(Bucket=bucket, Key=key.replace("lifeboat/%s/" % HOST, "lifeboat/db2/", 1),
+                           CopySource={"Bucket": bucket, "Key": key})
+    other = dict(config, host="db2")
+    (listed,) = json.loads(cli(other, "--json", "remote-list", "--profile", "shop", check=0).stdout)["backups"]
+    assert listed["id"] == pushed["id"] and listed["status"] == "damaged", listed
+    assert "records host %r" % HOST in listed["error"], listed
+    dest = os.path.join(config["backup_root"], "pulled")
+    assert "has no complete backup" in cli(other, "pull", "--profile", "shop", "--dest", dest, check=10).stderr
+    refused = cli(other, "pull", "--profile", "shop", "--id", pushed["id"], "--dest", dest, check=6)
+    assert "records host %r" % HOST in refused.stderr, refused.stderr
+    assert not os.path.exists(dest)
+
+
 def test_push_reads_back_an_object_the_store_keeps_no_checksum_for_and_repairs_it(cli, config, s3, bucket):
     pushed = _backup_and_push(cli, config)
     client = s3.client()
