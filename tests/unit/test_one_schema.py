@@ -187,7 +187,7 @@ def test_webhook_options_are_documented_once_in_the_notify_fragment(monkeypatch)
             sys.path.remove(COLLECTIONS)
         assert "lifeboat.backup.notify" in doc["extends_documentation_fragment"], name
         assert not set(shared) & set(doc.get("options") or {}), name
-    assert takers == ["drill", "rotate_password"]
+    assert takers == ["drill", "rotate_offsite_key", "rotate_password"]
 
 
 def test_secrets_are_no_log_in_every_module(monkeypatch):
