@@ -14,6 +14,8 @@ from lifeboat_checks import (  # noqa: E402
     CRON_ENV, USER, backups, cron_entries, json_lines, lifeboat, psql, row_counts, run_as_cron,
 )
 
+PASSWORD = "molecule-only:pass\\word"  # noqa: S105 (the scenario's own test login)
+CATCH_ALL = "*:*:*:*:molecule-only\\:pass\\\\word"  # the role's passfile line, colon and backslash escaped
 TABLES = ["public.users", "public.orders", "public.payments", "public.tickets"]
 
 
@@ -63,9 +65,9 @@ def test_engine_bytecode_is_compiled_for_the_backup_user(host):
 
 def test_configuration_holds_no_password(host):
     config = host.file("/etc/lifeboat/lifeboat.yml").content_string
-    assert "molecule-only-password" not in config
+    assert PASSWORD not in config
     assert "passfile: /etc/lifeboat/pgpass" in config
-    assert "molecule-only-password" in host.file("/etc/lifeboat/pgpass").content_string
+    assert host.file("/etc/lifeboat/pgpass").content_string.splitlines()[-1] == CATCH_ALL
 
 
 def test_one_cron_entry_per_profile(host):
@@ -197,6 +199,14 @@ def test_age_rotation_left_the_new_recipient_alone_and_the_old_one_retired(host)
     assert set(manifest["artifacts"][0]["recipients"]) == {new_recipient}
 
 
+def test_a_site_run_after_a_rotation_kept_the_rotated_password(host):
+    """side_effect rotated the backup user's password from the host, then applied the agent role with the inventory's
+    old password: the role rewrote its catch-all line only, and the login's rotated line stays first (libpq takes it)."""
+    lines = host.file("/etc/lifeboat/pgpass").content_string.splitlines()
+    assert lines[0].startswith("*:*:*:lifeboat_backup:") and lines[1:] == [CATCH_ALL]
+    assert lifeboat(host, "check-config", "--connect")["pg_dump_major"] == 15  # the old password is refused by now
+
+
 def test_the_backup_user_rotates_its_own_password_from_the_host_and_backups_go_on(host):
     """The cron line docs/rotation.md gives a host without a controller: in_place, the passfile replaced in one
     rename inside /etc/lifeboat. Last of this file: the scenario's password is a new one afterwards."""
@@ -206,7 +216,8 @@ def test_the_backup_user_rotates_its_own_password_from_the_host_and_backups_go_o
     passfile = host.file("/etc/lifeboat/pgpass")
     lines = passfile.content_string.splitlines()
     # The login's own entry comes first (libpq takes the first match); the role's catch-all line stays for others.
-    assert lines[0].startswith("*:*:*:lifeboat_backup:") and lines[1:] == before.splitlines()
+    assert lines[0].startswith("*:*:*:lifeboat_backup:") and lines[0] != before.splitlines()[0]
+    assert lines[1:] == before.splitlines()[1:] == [CATCH_ALL]
     assert (passfile.user, passfile.group, passfile.mode) == (USER, USER, 0o600)
     assert lifeboat(host, "check-config", "--connect")["pg_dump_major"] == 15
     result = run_as_cron(host, cron_entries(host)["tickets"][2])

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "resource
 
 from lifeboat_checks import cron_entries, psql, run_as_cron, samples, scrape  # noqa: E402
 
-MONITOR_PASSWORD = "molecule-only-monitor-password"  # noqa: S105 (the scenario's own test login)
+MONITOR_PASSWORD = "molecule-only:monitor\\password"  # noqa: S105 (the scenario's own test login)
 NODE, POSTGRES = 9100, 9187
 CONFIG = "/etc/lifeboat-monitoring"
 
