@@ -4,6 +4,8 @@ The vector was taken from a PostgreSQL 15 server: ``ALTER ROLE t PASSWORD 'hello
 (random salt) in pg_authid.rolpassword. tests/integration/test_rotation.py repeats this against the live server.
 """
 
+import os
+
 import pytest
 
 SERVER_VERIFIER = ("SCRAM-SHA-256$4096:Xm2QIyUO12fT74a8Ad9WSg==$hlGyO+UFU8eG8bQqugEeydc7mRs1yZdufqxr2wzeKX8="
@@ -31,3 +33,24 @@ def test_fresh_verifiers_have_random_salts_and_never_hold_the_password(engine):
 def test_passwords_saslprep_would_change_are_refused(engine, password):
     with pytest.raises(ValueError):
         engine.scram.verifier(password)
+
+
+@pytest.mark.parametrize("password, works", [("a:b\\c'd", True), ("pässword", False)])
+def test_the_scram_verifier_filter_is_the_engines_verifier_and_names_what_it_refuses(engine, tmp_path, password, works):
+    """The filter roles use (monitoring's exporter login), through Ansible's own templar."""
+    import json
+    import subprocess
+
+    from tests.conftest import VENV_BIN, ansible_env
+
+    extra = tmp_path / "password.json"
+    extra.write_text(json.dumps({"pw": password}))
+    run = subprocess.run([os.path.join(VENV_BIN, "ansible"), "localhost", "-e", "@%s" % extra, "-m", "ansible.builtin.debug",
+                          "-a", "msg={{ pw | lifeboat.backup.scram_verifier }}"],
+                         capture_output=True, text=True, timeout=120, check=False, env=ansible_env(ANSIBLE_NOCOLOR="1"))
+    if not works:
+        assert run.returncode != 0 and "only non-empty printable ASCII" in run.stdout + run.stderr
+        return
+    assert run.returncode == 0, run.stdout + run.stderr
+    (verifier,) = [w.strip('",') for w in run.stdout.split() if w.startswith('"SCRAM-SHA-256$')]
+    assert engine.scram.matches(password, verifier) and password not in run.stdout
