@@ -286,6 +286,38 @@ def test_rotate_credentials_playbook_rotates_the_key_the_host_pushes_with(s3, us
     for secret in (held["secret_key"], old_secret):
         assert secret not in first.stdout + first.stderr + rerun.stdout + denied.stdout + denied.stderr + hook["body"]
 
+    # A later site run: role agent, whose inventory still holds the deleted key, keeps the key the host rotated to.
+    site = tmp_path / "site.yml"
+    site.write_text(SITE_OFFSITE)
+    for inventory_key, kept in ((inventory_offsite, held), (dict(inventory_offsite, **{k: held[k] for k in ("access_key", "secret_key")}), held),
+                                (dict(inventory_offsite, bucket="elsewhere"), dict(inventory_offsite, bucket="elsewhere"))):
+        extra = tmp_path / "site.json"
+        extra.write_text(json.dumps({"agent_offsite": inventory_key, "agent_backup_root": str(tmp_path / "backups"),
+                                     "__agent_config_file": str(config)}))
+        extra.chmod(0o600)
+        run = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), str(site), "-i", os.path.join(REPO, "inventories", "local"),
+                              "-e", "@" + str(extra)], capture_output=True, text=True, timeout=300, check=False,
+                             env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_NOCOLOR="1"))
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "configured key: %s" % kept["access_key"] in run.stdout, run.stdout[-3000:]
+        assert ("%s, rotated on this host, stays in force" % held["access_key"] in run.stdout) == (kept["access_key"] != inventory_key["access_key"])
+        assert held["secret_key"] not in run.stdout + run.stderr
+
+
+SITE_OFFSITE = """
+- name: The offsite part of role lifeboat.backup.agent's configuration step
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Choose the offsite key
+      ansible.builtin.include_role:
+        name: lifeboat.backup.agent
+        tasks_from: offsite_in_force.yml
+    - name: Show the key id chosen (never the secret)
+      ansible.builtin.debug:
+        msg: "configured key: {{ __agent_offsite_in_force.access_key }}"
+"""
+
 
 @pytest.fixture
 def receiver(monkeypatch):
