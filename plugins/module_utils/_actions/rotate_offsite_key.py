@@ -224,7 +224,9 @@ class _KeyRotation:
         except BaseException as exc:
             self._roll_back(undo, exc, new_id)
             raise
-        self.state.update(role=role_of(self.user), active_key_id=new_id, rotated_at=self.now)
+        # Retired ids (not secret) let role agent tell a deleted key in the inventory from a new one given there.
+        retired = [k for k in self.state.get("retired_key_ids", []) if k != new_id][-9:] + [req.active_id]
+        self.state.update(role=role_of(self.user), active_key_id=new_id, rotated_at=self.now, retired_key_ids=retired)
         try:
             _state.save(req.state_dir, self.state)
         except LifeboatError as exc:
