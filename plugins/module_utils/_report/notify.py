@@ -136,9 +136,9 @@ class Notifier:
         self.config = config
         self.profile = profile_name
         self.settings = settings_for(config, profile_name)
+        self.secrets = configured_secrets(config, self.settings)  # the unused dead-man's URL is still cut from messages
         if not deadman:
             self.settings = dict(self.settings, deadman_url=None)
-        self.secrets = configured_secrets(config, self.settings)
         self.timeout = self.settings.get("timeout") or 5
         self.deliveries = []  # outcomes, for the run's report
         self._start = None
