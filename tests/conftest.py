@@ -202,6 +202,19 @@ def run_module(name, args, check=False, verbosity=0):
 
 
 @pytest.fixture
+def receiver(monkeypatch):
+    """The real HTTP receiver of the notification tests (integration/test_notify.py), on loopback."""
+    from test_notify import Receiver
+
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # loopback only, never through a proxy (ansible's children inherit this)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def module():
     return run_module
 

@@ -414,17 +414,6 @@ def test_local_source_on_the_source_host_says_it_is_weaker_and_random_pick_stays
     assert hosts.scratch_databases() == []
 
 
-@pytest.fixture
-def receiver(monkeypatch):
-    from test_notify import Receiver  # the real HTTP receiver of the notification tests
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    server = Receiver()
-    yield server
-    server.close()
-
-
 def test_failed_drill_sends_the_webhook_and_leaves_the_dead_mans_switch_alone(hosts, receiver):
     hosts.back_up_and_push()
     config = hosts.drill_config(checks=[{"name": "no refunds", "sql": "select count(*) = 0 from payments where status = 'refunded'"}])

@@ -64,16 +64,6 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver(monkeypatch):
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)  # loopback only, never through a proxy
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def run_config(pg, age_key, backup_root):
     def build(profile, notify, **top):
         config = {"connection": pg.connection(), "backup_root": backup_root, "host": "db1.example",

@@ -168,36 +168,27 @@ def test_cli_rotates_the_hosts_key_and_a_real_push_uses_it(s3, user, tmp_path, p
     assert any(k.endswith("/manifest.json") for k in s3.keys(bucket, "lifeboat/"))
 
 
-def test_a_failing_test_step_deletes_the_new_key_leaves_the_old_one_and_posts_the_webhook(engine, s3, tmp_path, monkeypatch):
+def test_a_failing_test_step_deletes_the_new_key_leaves_the_old_one_and_posts_the_webhook(engine, s3, tmp_path, receiver):
     """A user that may list and get but not put: the new key fails its test; nothing changes but the record."""
-    from test_notify import Receiver
-
-    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
     bucket = s3.bucket()
     name, old_id, old_secret = s3.iam_user(bucket, actions=("s3:ListBucket", "s3:GetObject"))
     path = host_config(tmp_path, s3, bucket, old_id, old_secret)
     before = path.read_bytes()
-    receiver = Receiver()
-    try:
-        config = engine.config.validate_config(dict(json.loads(before), notify={"webhook_url": receiver.url("ok", "hook")}))
-        with pytest.raises(engine.errors.OffsiteError) as failure:
-            engine.rotate_offsite_key.rotate_key(config, user=name, force=True, config_path=str(path),
-                                                 admin={"access_key": ACCESS_KEY, "secret_key": SECRET_KEY})
-        message = str(failure.value)
-        assert message.startswith("Failed to rotate the offsite access key %s of IAM user %s: testing the new key: "
-                                  "cannot upload s3://%s/lifeboat/.lifeboat-key-probe-" % (old_id, name, bucket)), message
-        assert "access denied" in message and "stays in force" in message
-        assert path.read_bytes() == before
-        assert s3.key_ids(name) == [old_id]
-        assert works_to_list(s3, bucket, old_id, old_secret)
-        (hook,) = receiver.to("/ok/hook")
-        body = json.loads(hook["body"])
-        assert body["status"] == "failure" and "rotate-offsite-key:%s" % name in body["summary"]
-        assert "testing the new key" in body["error"]
-    finally:
-        receiver.close()
+    config = engine.config.validate_config(dict(json.loads(before), notify={"webhook_url": receiver.url("ok", "hook")}))
+    with pytest.raises(engine.errors.OffsiteError) as failure:
+        engine.rotate_offsite_key.rotate_key(config, user=name, force=True, config_path=str(path),
+                                             admin={"access_key": ACCESS_KEY, "secret_key": SECRET_KEY})
+    message = str(failure.value)
+    assert message.startswith("Failed to rotate the offsite access key %s of IAM user %s: testing the new key: "
+                              "cannot upload s3://%s/lifeboat/.lifeboat-key-probe-" % (old_id, name, bucket)), message
+    assert "access denied" in message and "stays in force" in message
+    assert path.read_bytes() == before
+    assert s3.key_ids(name) == [old_id]
+    assert works_to_list(s3, bucket, old_id, old_secret)
+    (hook,) = receiver.to("/ok/hook")
+    body = json.loads(hook["body"])
+    assert body["status"] == "failure" and "rotate-offsite-key:%s" % name in body["summary"]
+    assert "testing the new key" in body["error"]
     audit = open(os.path.join(config["log_dir"], "audit.jsonl")).read()
     last = json.loads(audit.splitlines()[-1])
     assert last["action"] == "rotate" and last["result"] == "failed" and "testing the new key" in last["error"]
@@ -319,15 +310,3 @@ SITE_OFFSITE = """
       ansible.builtin.debug:
         msg: "configured key: {{ __agent_offsite_in_force.access_key }}"
 """
-
-
-@pytest.fixture
-def receiver(monkeypatch):
-    from test_notify import Receiver  # the real HTTP receiver of the notification tests
-
-    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(variable, raising=False)  # loopback only, never through a proxy (ansible's children inherit this)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    server = Receiver()
-    yield server
-    server.close()

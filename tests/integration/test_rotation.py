@@ -416,42 +416,21 @@ def test_module_and_playbook_rotate_with_nothing_secret_in_vvv_output(engine, lo
     assert login(logged, *env_credential(env), db="billing") == "billing_b"
 
 
-def test_a_failed_rotation_posts_the_webhook_without_any_secret(engine, logged, root, monkeypatch):
-    from test_notify import Receiver
-
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    receiver = Receiver()
-    try:
-        make_app(logged, "alerts")
-        env = str(root / "alerts.env")
-        # The configuration's dead-man's switch watches the backups: a failed rotation must not ping it.
-        config = config_for(engine, logged, root, notify={"webhook_url": receiver.url("ok", "hook"),
-                                                          "deadman_url": receiver.url("ok", "deadman")})
-        with pytest.raises(engine.errors.DatabaseError):
-            engine.rotate.rotate(config, role="alerts", db="alerts", consumers=[{"type": "env", "path": env}],
-                                 tests=["has_table_privilege('orders', 'INSERT')"])
-        assert [path for path in receiver.paths() if path.startswith("/ok/deadman")] == []
-        (hook,) = receiver.to("/ok/hook")
-        body = json.loads(hook["body"])
-        assert body["status"] == "failure" and "rotate-password:alerts" in body["summary"]
-        assert "Failed to rotate the password of role alerts" in body["error"] and "INSERT" in body["error"]
-        assert logged.password not in hook["body"] and not os.path.exists(env)
-    finally:
-        receiver.close()
-
-
-@pytest.fixture
-def receiver(monkeypatch):
-    from test_notify import Receiver  # the real HTTP receiver of the notification tests
-
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)  # loopback only, never through a proxy (ansible's children inherit this)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    server = Receiver()
-    yield server
-    server.close()
+def test_a_failed_rotation_posts_the_webhook_without_any_secret(engine, logged, root, receiver):
+    make_app(logged, "alerts")
+    env = str(root / "alerts.env")
+    # The configuration's dead-man's switch watches the backups: a failed rotation must not ping it.
+    config = config_for(engine, logged, root, notify={"webhook_url": receiver.url("ok", "hook"),
+                                                      "deadman_url": receiver.url("ok", "deadman")})
+    with pytest.raises(engine.errors.DatabaseError):
+        engine.rotate.rotate(config, role="alerts", db="alerts", consumers=[{"type": "env", "path": env}],
+                             tests=["has_table_privilege('orders', 'INSERT')"])
+    assert [path for path in receiver.paths() if path.startswith("/ok/deadman")] == []
+    (hook,) = receiver.to("/ok/hook")
+    body = json.loads(hook["body"])
+    assert body["status"] == "failure" and "rotate-password:alerts" in body["summary"]
+    assert "Failed to rotate the password of role alerts" in body["error"] and "INSERT" in body["error"]
+    assert logged.password not in hook["body"] and not os.path.exists(env)
 
 
 class ConsumerWatcher(threading.Thread):
