@@ -54,3 +54,20 @@ def test_the_scram_verifier_filter_is_the_engines_verifier_and_names_what_it_ref
     assert run.returncode == 0, run.stdout + run.stderr
     (verifier,) = [w.strip('",') for w in run.stdout.split() if w.startswith('"SCRAM-SHA-256$')]
     assert engine.scram.matches(password, verifier) and password not in run.stdout
+
+
+def test_the_pgpass_escape_filter_escapes_as_libpq_reads_it(tmp_path):
+    """Roles write passfile lines through it; Jinja string literals would keep their backslashes."""
+    import base64
+    import json
+    import subprocess
+
+    from tests.conftest import VENV_BIN, ansible_env
+
+    extra = tmp_path / "password.json"
+    extra.write_text(json.dumps({"pw": "a:b\\c"}))
+    run = subprocess.run([os.path.join(VENV_BIN, "ansible"), "localhost", "-e", "@%s" % extra, "-m", "ansible.builtin.debug",
+                          "-a", "msg={{ pw | lifeboat.backup.pgpass_escape | b64encode }}"],
+                         capture_output=True, text=True, timeout=120, check=False, env=ansible_env(ANSIBLE_NOCOLOR="1"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert base64.b64encode(b"a\\:b\\\\c").decode() in run.stdout

@@ -80,8 +80,9 @@ def libpq_environment(connection):
     return dict((names[k], v) for k, v in libpq_params(connection).items())
 
 
-def _passfile_escape(value):
-    return value.replace("\\", "\\\\").replace(":", "\\:")
+def passfile_escape(value):
+    """One field of a libpq password file: backslash and colon escaped."""
+    return str(value).replace("\\", "\\\\").replace(":", "\\:")
 
 
 class Session:
@@ -124,7 +125,7 @@ class Session:
         if not password:
             return self._passfile
         if not self._secret:
-            self._secret = SecretFile("lifeboat-pgpass", "*:*:*:*:%s\n" % _passfile_escape(password))
+            self._secret = SecretFile("lifeboat-pgpass", "*:*:*:*:%s\n" % passfile_escape(password))
         return self._secret.path
 
     def env(self, db=None):

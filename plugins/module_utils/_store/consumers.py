@@ -22,6 +22,7 @@ import stat
 import tempfile
 
 from .._errors import ConfigError, StorageError
+from .._postgres.session import passfile_escape
 from .files import fsync_dir, storage_error
 
 KINDS = ("passfile", "env", "lifeboat_config")
@@ -56,10 +57,6 @@ def normalize(consumer, env_keys):
     return item
 
 
-def _passfile_escape(value):
-    return str(value).replace("\\", "\\\\").replace(":", "\\:")
-
-
 def _passfile_fields(line):
     fields, current, escaped = [], "", False
     for char in line:
@@ -86,7 +83,7 @@ def render(consumer, old, login, password, logins):
     if kind == "passfile":
         ours = [consumer["host"], consumer["port"], consumer["database"]]
         kept = [line for line in text.splitlines() if not _ours(line, ours, logins)]
-        entry = ":".join(_passfile_escape(v) for v in ours + [login, password])
+        entry = ":".join(passfile_escape(v) for v in ours + [login, password])
         return ("\n".join([entry] + kept) + "\n").encode("utf-8")  # first matching line wins in libpq
     if kind == "env":
         return _env_text(text, {consumer["key"]: password, consumer["user_key"]: login})
